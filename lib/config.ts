@@ -1,0 +1,160 @@
+import { z } from 'zod'
+
+/**
+ * The environment of server.ts (CONTRACT section 2), parsed once with zod. Errors are one line naming the variable
+ * and what is wrong, never its value: most of these are secrets.
+ */
+export const GATEWAY_NAMES = ['ws', 'sse', 'rtc', 'stripe', 'sms', 'external', 'kafka'] as const
+export type GatewayName = typeof GATEWAY_NAMES[number]
+
+export class ConfigError extends Error {
+  readonly code = 'GW_CONFIG'
+  constructor (readonly variable: string, problem: string) {
+    super(`${variable}: ${problem}`)
+    this.name = 'ConfigError'
+  }
+}
+
+const list = z.string().transform((s) => s.split(',').map((part) => part.trim()).filter((part) => part.length > 0))
+const int = (min: number, max: number, fallback: number) =>
+  z.coerce.number({ error: 'must be a whole number' })
+    .int({ error: 'must be a whole number' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` })
+    .default(fallback)
+/** `name=value` pairs; names may repeat (several secrets of one source, for rotation). */
+const pairs = (what: string, namePattern: RegExp, valueCheck: (value: string) => string | null) =>
+  list.transform((items, ctx) => {
+    const out: Array<[string, string]> = []
+    for (const item of items) {
+      const eq = item.indexOf('=')
+      const name = eq > 0 ? item.slice(0, eq).trim() : ''
+      const value = eq > 0 ? item.slice(eq + 1).trim() : ''
+      if (!namePattern.test(name) || value.length === 0) {
+        ctx.addIssue({ code: 'custom', message: `each entry must be ${what}` })
+        return z.NEVER
+      }
+      const problem = valueCheck(value)
+      if (problem !== null) {
+        ctx.addIssue({ code: 'custom', message: `the entry for ${name} ${problem}` })
+        return z.NEVER
+      }
+      out.push([name, value])
+    }
+    return out
+  })
+
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/
+const TOPIC = /^[A-Za-z0-9._-]{1,249}$/
+
+const EnvSchema = z.object({
+  PORT: int(0, 65535, 3000),
+  HOST: z.string().default('0.0.0.0'),
+  GATEWAYS: list.default(['ws', 'sse', 'rtc']).pipe(z.array(z.enum(GATEWAY_NAMES, {
+    error: (issue) => `unknown gateway ${JSON.stringify(issue.input)} (choose from ${GATEWAY_NAMES.join(',')})`
+  }))),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    error: 'must be one of fatal, error, warn, info, debug, trace, silent'
+  }).default('info'),
+  TRUST_PROXY: z.string().default('false'),
+  ALLOWED_ORIGINS: list.default([]),
+  AUTH_JWT_SECRET: z.string().optional(),
+  PUBLIC_ROOMS: list.default(['public:*']),
+  CLIENT_PUBLISH_ROOMS: list.default([]),
+  HISTORY_SIZE: int(0, 100_000, 100),
+  HISTORY_TTL_MS: int(1000, 30 * 24 * 3600 * 1000, 24 * 3600 * 1000),
+  REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, { error: 'must be a redis:// or rediss:// URL' }).optional(),
+  SHUTDOWN_TIMEOUT_MS: int(100, 600_000, 10_000),
+
+  WS_MAX_PAYLOAD: int(256, 16 * 1024 * 1024, 65_536),
+  WS_PING_MS: int(1000, 3_600_000, 25_000),
+  WS_MAX_ROOMS: int(1, 100_000, 100),
+  WS_MAX_CONN_PER_IP: int(1, 1_000_000, 1000),
+  WS_RATE_PER_SEC: int(1, 1_000_000, 50),
+  WS_RATE_BURST: int(1, 1_000_000, 100),
+  WS_SEND_BUFFER: int(1024, 1024 * 1024 * 1024, 1024 * 1024),
+
+  SSE_HEARTBEAT_MS: int(1000, 3_600_000, 15_000),
+  SSE_RETRY_MS: int(0, 3_600_000, 3000),
+  SSE_MAX_ROOMS: int(1, 10_000, 32),
+  SSE_MAX_CONN_PER_IP: int(1, 1_000_000, 1000),
+  SSE_SEND_BUFFER: int(1024, 1024 * 1024 * 1024, 1024 * 1024),
+
+  RTC_ROOM_CAPACITY: int(2, 1000, 8),
+  RTC_STUN_URLS: list.default([]),
+  RTC_TURN_URLS: list.default([]),
+  RTC_TURN_SECRET: z.string().optional(),
+  RTC_TURN_TTL_S: int(60, 7 * 24 * 3600, 3600),
+  RTC_SIGNAL_RATE_PER_SEC: int(1, 100_000, 50),
+
+  STRIPE_WEBHOOK_SECRET: list.pipe(z.array(z.string().regex(/^whsec_[A-Za-z0-9+/=_-]+$/, {
+    error: 'each secret must start with whsec_ (the endpoint signing secret from the Stripe dashboard)'
+  })).min(1, { error: 'is empty' })).optional(),
+  STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_\S+$/, { error: 'must be a Stripe secret (sk_...) or restricted (rk_...) key' }).optional(),
+  STRIPE_BODY_LIMIT: int(1024, 64 * 1024 * 1024, 1024 * 1024),
+
+  TWILIO_AUTH_TOKEN: list.pipe(z.array(z.string()).min(1, { error: 'is empty' })).optional(),
+  TWILIO_ACCOUNT_SID: z.string().regex(/^AC[0-9a-fA-F]{32}$/, { error: 'must be AC followed by 32 hex digits' }).optional(),
+  TWILIO_FROM: z.string().regex(/^(\+[1-9]\d{1,14}|MG[0-9a-fA-F]{32})$/, { error: 'must be an E.164 number (+15551234567) or a Messaging Service SID (MG...)' }).optional(),
+  PUBLIC_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.example.com' }).optional(),
+  SMS_RATE_PER_MIN: int(1, 1_000_000, 600),
+
+  EXTERNAL_API_KEYS: pairs('name=key', NAME, () => null).optional(),
+  EXTERNAL_WEBHOOK_SECRETS: pairs('source=whsec_...', NAME, (value) =>
+    /^whsec_[A-Za-z0-9+/=]+$/.test(value) ? null : 'must start with whsec_ followed by base64').optional(),
+  EXTERNAL_RATE_MAX: int(1, 1_000_000, 600),
+  EXTERNAL_RATE_WINDOW_MS: int(100, 24 * 3600 * 1000, 60_000),
+  EXTERNAL_BODY_LIMIT: int(256, 64 * 1024 * 1024, 65_536),
+
+  KAFKA_BROKERS: list.pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, { error: 'each broker must be host:port' }))
+    .min(1, { error: 'is empty' })).optional(),
+  KAFKA_GROUP_ID: z.string().default('fastify-gateways'),
+  KAFKA_CLIENT_ID: z.string().default('fastify-gateways'),
+  KAFKA_BRIDGE: pairs('topic=roomTemplate', TOPIC, (value) =>
+    /^[A-Za-z0-9_.:@{}-]{1,160}$/.test(value) ? null : 'must be a room name with {field} placeholders').default([]),
+  KAFKA_RETRIES: int(0, 100, 3),
+  KAFKA_MAX_WAIT_MS: int(10, 60_000, 500),
+  KAFKA_SESSION_TIMEOUT_MS: int(2000, 600_000, 30_000)
+})
+
+type Env = z.infer<typeof EnvSchema>
+
+/** Which variables each gateway cannot start without. */
+const REQUIRED: Partial<Record<GatewayName, Array<keyof Env>>> = {
+  stripe: ['STRIPE_WEBHOOK_SECRET'],
+  sms: ['TWILIO_AUTH_TOKEN'],
+  external: ['EXTERNAL_API_KEYS'],
+  kafka: ['KAFKA_BROKERS']
+}
+
+export function loadConfig (raw: NodeJS.ProcessEnv | Record<string, string | undefined>) {
+  const known = Object.keys(EnvSchema.shape)
+  const present: Record<string, string> = {}
+  for (const key of known) {
+    const value = raw[key]
+    if (value !== undefined && value.trim() !== '') present[key] = value.trim()
+  }
+  const parsed = EnvSchema.safeParse(present)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new ConfigError(String(issue.path[0] ?? 'environment'), issue.message)
+  }
+  const env = parsed.data
+  const gateways = new Set(env.GATEWAYS)
+  for (const gateway of gateways) {
+    for (const variable of REQUIRED[gateway] ?? []) {
+      if (env[variable] === undefined) throw new ConfigError(variable, `is required by the ${gateway} gateway`)
+    }
+  }
+  return { ...env, gateways, trustProxy: parseTrustProxy(env.TRUST_PROXY) }
+}
+
+export type Config = ReturnType<typeof loadConfig>
+
+/** Fastify's trustProxy: true/false, a hop count, or a comma list of addresses/CIDRs. */
+function parseTrustProxy (value: string): boolean | number | string[] {
+  if (value === 'true') return true
+  if (value === 'false' || value === '') return false
+  if (/^\d+$/.test(value)) return Number(value)
+  return value.split(',').map((s) => s.trim()).filter(Boolean)
+}

@@ -1,0 +1,8 @@
+export * from './types.js'
+export type { Bus, BusSink } from './bus.js'
+export { RoomRegistry, type RoomRegistryOptions } from './registry.js'
+export { MemoryBus, type MemoryBusOptions } from './memory-bus.js'
+export { RoomHistory } from './history.js'
+export { newEpoch, formatId, parseId, compareIds, type ParsedId } from './ids.js'
+export { ROOM_NAME_PATTERN, ROOM_NAME_RULE, isRoomName, compileGlobs, type RoomGlobs } from './names.js'
+export { EVENT_NAME_PATTERN, isEventName, encodeData, createEvent } from './event.js'

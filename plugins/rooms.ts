@@ -1,0 +1,52 @@
+import fp from 'fastify-plugin'
+import { z } from 'zod'
+import type { FastifyInstance } from 'fastify'
+import { RoomRegistry } from '../lib/rooms/registry.js'
+import { MemoryBus } from '../lib/rooms/memory-bus.js'
+import type { Bus } from '../lib/rooms/bus.js'
+import { parseOptions } from '../lib/options.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** the one room registry every gateway of this instance shares */
+    rooms: RoomRegistry
+  }
+}
+
+const RoomsOptions = z.strictObject({
+  historySize: z.number().int().min(0).max(100_000).default(100),
+  historyTtlMs: z.number().int().min(1000).default(24 * 3600 * 1000),
+  historyRooms: z.number().int().min(1).default(10_000),
+  bus: z.custom<Bus>((v) => typeof (v as Bus)?.append === 'function' && typeof (v as Bus)?.history === 'function', {
+    message: 'must implement the Bus interface (append, history, attach, isReady, close)'
+  }).optional()
+})
+
+export type RoomsOptions = z.input<typeof RoomsOptions>
+
+async function roomsPlugin (app: FastifyInstance, raw: RoomsOptions) {
+  const options = parseOptions('fastify-gateways/rooms', RoomsOptions, raw)
+  const bus = options.bus ?? new MemoryBus({
+    historySize: options.historySize, historyTtlMs: options.historyTtlMs, historyRooms: options.historyRooms
+  })
+  const registry = new RoomRegistry({
+    bus,
+    onDeliveryError: (err, member, event) => {
+      app.log.warn({ err, member: member.id, transport: member.transport, room: event.room }, 'delivery to a member failed')
+    }
+  })
+  app.decorate('rooms', registry)
+  app.addHook('onClose', async () => { await registry.close() })
+}
+
+export const rooms = fp(roomsPlugin, { fastify: '5.x', name: 'fastify-gateways/rooms' })
+export default rooms
+
+/**
+ * Registers `rooms` on `app` unless an ancestor already did, so any gateway can be registered alone. Gateways call
+ * this from their non-encapsulated outer function, so the registry lands in the host's scope and is shared.
+ */
+export async function ensureRooms (app: FastifyInstance): Promise<RoomRegistry> {
+  if (!app.hasDecorator('rooms')) await app.register(rooms)
+  return app.rooms
+}
