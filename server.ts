@@ -6,6 +6,7 @@ import { loggerOptions } from './lib/log.js'
 import { createJwtAuthenticator } from './lib/auth/jwt.js'
 import { createRoomPolicy } from './lib/auth/policy.js'
 import type { Authenticate } from './lib/auth/user.js'
+import { MemoryDedupeStore, type DedupeStore } from './lib/stores/dedupe.js'
 import { rooms } from './plugins/rooms.js'
 import { healthRoutes } from './routes/health.js'
 
@@ -15,6 +16,8 @@ export interface Wiring {
   authenticate: Authenticate | undefined
   policy: ReturnType<typeof createRoomPolicy>
   checks: Record<string, () => boolean>
+  /** a dedupe/idempotency store for one purpose ('stripe', 'hooks', 'idempotency'); memory, or Redis with REDIS_URL */
+  createStore: (namespace: string) => DedupeStore
 }
 
 type Wire = (app: FastifyInstance, wiring: Wiring) => Promise<void>
@@ -56,7 +59,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     config,
     authenticate: config.AUTH_JWT_SECRET === undefined ? undefined : createJwtAuthenticator(config.AUTH_JWT_SECRET),
     policy: createRoomPolicy({ publicRooms: config.PUBLIC_ROOMS, clientPublishRooms: config.CLIENT_PUBLISH_ROOMS }),
-    checks: {}
+    checks: {},
+    createStore: () => new MemoryDedupeStore()
   }
   try {
     await app.register(rooms, { historySize: config.HISTORY_SIZE, historyTtlMs: config.HISTORY_TTL_MS })
