@@ -87,7 +87,6 @@ export class MemoryDedupeStore implements DedupeStore {
         entry.waiters = entry.waiters.filter((w) => w !== wake)
         resolve({ state: 'timeout' })
       }, timeoutMs)
-      timer.unref()
       const wake = (result: WaitResult) => {
         clearTimeout(timer)
         resolve(result)
