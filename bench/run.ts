@@ -1,0 +1,24 @@
+// npm run bench [-- name ...]: runs each benchmark in its own Node process (fresh heap, its own flags) one after
+// the other and prints their tables. Names: the files of bench/ listed below.
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const benches: Record<string, { file: string, flags: string[] }> = {
+  registry: { file: 'registry.ts', flags: ['--expose-gc', '--min-semi-space-size=256', '--max-semi-space-size=256'] }
+}
+
+const chosen = process.argv.slice(2).filter((a) => !a.startsWith('-'))
+const names = chosen.length > 0 ? chosen : Object.keys(benches)
+const dir = fileURLToPath(new URL('.', import.meta.url))
+let failed = false
+for (const name of names) {
+  const bench = benches[name]
+  if (bench === undefined) {
+    console.error(`unknown benchmark ${name}; choose from ${Object.keys(benches).join(', ')}`)
+    process.exit(2)
+  }
+  console.log(`\n## ${name}: node ${bench.flags.join(' ')} --import tsx bench/${bench.file}`)
+  const result = spawnSync(process.execPath, [...bench.flags, '--import', 'tsx', bench.file], { cwd: dir, stdio: 'inherit' })
+  if (result.status !== 0) failed = true
+}
+process.exit(failed ? 1 : 0)
