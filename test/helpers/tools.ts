@@ -18,7 +18,13 @@ export function toolPath (name: string, candidates: string[] = []): string | nul
   }
 }
 
-export function requireTool (t: { skip: (msg: string) => void, fail: (msg: string) => void }, name: string, candidates: string[] = []): string | null {
+/** The part of a tap Test that requireTool uses (tap's `skip` is overloaded, hence the loose signature). */
+export interface SkippableTest {
+  skip: (...args: any[]) => unknown
+  fail: (...args: any[]) => unknown
+}
+
+export function requireTool (t: SkippableTest, name: string, candidates: string[] = []): string | null {
   const path = toolPath(name, candidates)
   if (path !== null) return path
   const reason = `${name} is not installed (.ci/run installs it with apt-get)`
