@@ -1,0 +1,50 @@
+import t from 'tap'
+import { buildTestApp } from './helpers/app.js'
+import { inboundParams, listen, post } from './helpers/fake-twilio.js'
+
+const TOKENS = 'server-token-old-0001,server-token-new-0002'
+
+t.test('server.ts with GATEWAYS=sms verifies webhooks with every TWILIO_AUTH_TOKEN and publishes to room sms', async (t) => {
+  const { app, logs } = await buildTestApp({ GATEWAYS: 'sms', TWILIO_AUTH_TOKEN: TOKENS })
+  t.after(() => app.close())
+  const events = listen(app)
+  t.equal((await post(app, { params: inboundParams(), token: 'server-token-new-0002' })).statusCode, 200)
+  t.equal((await post(app, { params: inboundParams(), token: 'server-token-old-0001' })).statusCode, 200)
+  t.equal((await post(app, { params: inboundParams(), token: 'f00dfeedf00dfeedf00dfeedf00dfeed' })).statusCode, 403)
+  t.equal(events.length, 2)
+  t.equal(events[0].event, 'sms.received')
+  t.equal(typeof app.sms.send, 'function')
+  t.equal((await app.inject('/health')).statusCode, 200)
+  t.notOk(logs.text().includes('server-token'), 'no token in the logs')
+})
+
+t.test('server.ts uses PUBLIC_URL for the URL it verifies', async (t) => {
+  const { app } = await buildTestApp({ GATEWAYS: 'sms', TWILIO_AUTH_TOKEN: TOKENS, PUBLIC_URL: 'https://sms.example.com' })
+  t.after(() => app.close())
+  const token = 'server-token-old-0001'
+  t.equal((await post(app, { params: inboundParams(), token, signedUrl: 'https://sms.example.com/webhooks/sms' })).statusCode, 200)
+  t.equal((await post(app, { params: inboundParams(), token })).statusCode, 403)
+})
+
+t.test('server.ts with TRUST_PROXY=true rebuilds the URL from the first hop of X-Forwarded-*', async (t) => {
+  const { app } = await buildTestApp({ GATEWAYS: 'sms', TWILIO_AUTH_TOKEN: TOKENS, TRUST_PROXY: 'true' })
+  t.after(() => app.close())
+  const res = await post(app, {
+    params: inboundParams(),
+    token: 'server-token-old-0001',
+    signedUrl: 'https://sms.example.com:8443/webhooks/sms',
+    headers: { 'x-forwarded-proto': 'https,http', 'x-forwarded-host': 'sms.example.com:8443,lb.internal' }
+  })
+  t.equal(res.statusCode, 200)
+})
+
+t.test('server.ts applies SMS_RATE_PER_MIN to the webhooks', async (t) => {
+  const { app } = await buildTestApp({ GATEWAYS: 'sms', TWILIO_AUTH_TOKEN: TOKENS, SMS_RATE_PER_MIN: '1' })
+  t.after(() => app.close())
+  t.equal((await post(app, { params: inboundParams(), token: 'server-token-old-0001' })).statusCode, 200)
+  t.equal((await post(app, { params: inboundParams(), token: 'server-token-old-0001' })).statusCode, 429)
+})
+
+t.test('server.ts refuses to start the sms gateway without TWILIO_AUTH_TOKEN', async (t) => {
+  await t.rejects(buildTestApp({ GATEWAYS: 'sms' }), { code: 'GW_CONFIG', message: /TWILIO_AUTH_TOKEN/ })
+})
