@@ -1,0 +1,167 @@
+import { parseId } from '../rooms/ids.js'
+import { encodeFor, isPromise, type HistoryResult, type MaybePromise, type Member, type RoomEvent } from '../rooms/types.js'
+import { encodeGap, encodeRetry, PING, sseEncoder } from './encoder.js'
+import { planReplay } from './replay.js'
+import { SseWriter, type SseTarget } from './writer.js'
+
+/** The registry calls an SSE stream needs (RoomRegistry fits). */
+export interface SseRegistry {
+  join (room: string, member: Member): boolean
+  leaveAll (member: Member): string[]
+  history (room: string, sinceId: string): MaybePromise<HistoryResult>
+}
+
+/** Why a stream ended: the client went away, it could not keep up, the server shuts down, or resume failed. */
+export type SseCloseReason = 'client' | 'overflow' | 'shutdown' | 'error'
+
+export interface SseStreamOptions {
+  id: string
+  user: string | null
+  /** the stream's rooms, distinct, already authorized */
+  rooms: readonly string[]
+  registry: SseRegistry
+  target: SseTarget
+  /** bytes a stream may queue while its socket is blocked before it is ended */
+  sendBufferBytes: number
+  retryMs: number
+  /** ends the response: `end` flushes what is written then closes, `destroy` closes now */
+  end: (how: 'end' | 'destroy') => void
+  /** told once, after the stream left its rooms */
+  onClose?: (reason: SseCloseReason, err?: unknown) => void
+}
+
+const OPENING = 0
+const LIVE = 1
+const CLOSED = 2
+
+/**
+ * One EventSource connection as a member of the room registry. Live events arrive already encoded (the shared
+ * `sseEncoder`, once per publish) and go to the socket as they are.
+ *
+ * Resume without loss or repeat: `open(lastEventId)` joins the rooms FIRST, so every event published from then on
+ * reaches the stream; while the histories are read (possibly asynchronously, from another process), those live
+ * events are held back. Then gaps, history and held-back events are merged in id order without duplicates and
+ * written as one chunk, and the stream goes live. After that it writes only events newer than the last one it
+ * wrote, so ids on the wire are strictly increasing.
+ */
+export class SseStream implements Member<Buffer> {
+  readonly id: string
+  readonly user: string | null
+  readonly transport = 'sse'
+  readonly encoder = sseEncoder
+  readonly rooms: readonly string[]
+  private state = OPENING
+  private pending: RoomEvent[] = []
+  private pendingBytes = 0
+  private last: RoomEvent | null = null
+  private readonly writer: SseWriter
+  private readonly registry: SseRegistry
+  private readonly options: SseStreamOptions
+
+  constructor (options: SseStreamOptions) {
+    this.id = options.id
+    this.user = options.user
+    this.rooms = options.rooms
+    this.registry = options.registry
+    this.options = options
+    this.writer = new SseWriter(options.target, options.sendBufferBytes, () => { this.close('overflow') })
+  }
+
+  get live (): boolean {
+    return this.state === LIVE
+  }
+
+  get closed (): boolean {
+    return this.state === CLOSED
+  }
+
+  /**
+   * Writes `retry:`, joins the rooms and, with a resume point, replays what was missed. Resolves once the stream is
+   * live (or closed); never rejects: a failing history read ends the stream with reason `error`.
+   */
+  open (lastEventId: string | null): MaybePromise<void> {
+    this.writer.write(encodeRetry(this.options.retryMs))
+    for (const room of this.rooms) this.registry.join(room, this)
+    if (lastEventId === null) {
+      this.goLive(null, [])
+      return
+    }
+    let histories: Array<MaybePromise<HistoryResult>>
+    try {
+      histories = this.rooms.map((room) => this.registry.history(room, lastEventId))
+    } catch (err) {
+      this.close('error', err)
+      return
+    }
+    if (!histories.some(isPromise)) {
+      this.goLive(lastEventId, histories as HistoryResult[])
+      return
+    }
+    return Promise.all(histories).then(
+      (results) => { this.goLive(lastEventId, results) },
+      (err) => { this.close('error', err) }
+    )
+  }
+
+  /** From the registry: one event of one of the stream's rooms, encoded by `sseEncoder`. */
+  deliver (encoded: Buffer, event: RoomEvent): void {
+    if (this.state === LIVE) {
+      const last = this.last
+      if (last !== null && event.seq <= last.seq && sameEpoch(event, last)) return
+      this.last = event
+      this.writer.write(encoded)
+    } else if (this.state === OPENING) {
+      this.pending.push(event)
+      this.pendingBytes += encoded.length
+      if (this.pendingBytes > this.options.sendBufferBytes) this.close('overflow')
+    }
+  }
+
+  /** The heartbeat comment; skipped while the socket is blocked (bytes are waiting anyway). */
+  ping (): void {
+    if (this.state !== CLOSED && !this.writer.blocked) this.writer.write(PING)
+  }
+
+  /**
+   * Ends the stream: leaves every room at once, drops whatever waits, and ends the response (`client`: it is gone
+   * already). A stream with bytes still waiting is cut rather than flushed: a reader that slow must not hold the
+   * server open. Idempotent.
+   */
+  close (reason: SseCloseReason, err?: unknown): void {
+    if (this.state === CLOSED) return
+    this.state = CLOSED
+    this.registry.leaveAll(this)
+    const blocked = this.writer.blocked
+    this.writer.close()
+    this.pending = []
+    this.pendingBytes = 0
+    if (reason !== 'client') this.options.end(reason === 'overflow' || reason === 'error' || blocked ? 'destroy' : 'end')
+    this.options.onClose?.(reason, err)
+  }
+
+  private goLive (lastEventId: string | null, histories: readonly HistoryResult[]): void {
+    if (this.state !== OPENING) return
+    const pending = this.pending
+    this.pending = []
+    this.pendingBytes = 0
+    if (lastEventId === null && pending.length === 0) {
+      this.state = LIVE
+      return
+    }
+    const plan = planReplay(this.rooms, histories, pending, lastEventId)
+    const chunks: Buffer[] = []
+    for (const room of plan.gaps) chunks.push(encodeGap(room))
+    for (const event of plan.events) chunks.push(encodeFor(event, sseEncoder))
+    if (plan.events.length > 0) this.last = plan.events[plan.events.length - 1]
+    this.state = LIVE
+    // the replay is one write, exempt from the bound: it may exceed it on its own, and a stream that overflowed on
+    // its replay would reconnect into the same replay forever
+    if (chunks.length > 0) this.writer.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), true)
+  }
+}
+
+function sameEpoch (a: RoomEvent, b: RoomEvent): boolean {
+  const pa = parseId(a.id)
+  const pb = parseId(b.id)
+  return pa !== null && pb !== null && pa.epoch === pb.epoch
+}
