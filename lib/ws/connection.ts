@@ -1,0 +1,397 @@
+import type { WebSocket } from 'ws'
+import type { z } from 'zod'
+import type { GatewayUser } from '../auth/user.js'
+import type { RoomRegistry } from '../rooms/registry.js'
+import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/types.js'
+import { TokenBucket } from '../limits/token-bucket.js'
+import { wsEventEncoder, type WireFrame } from './frame.js'
+import {
+  AuthFrame, PingFrame, ServerFrames, describeIssues, readEnvelope, type ErrorCode, type Ref
+} from './protocol.js'
+
+/**
+ * One client connection of a socket gateway (ws, rtc): the mechanics every such gateway shares, free of Fastify.
+ *
+ * - inbound: size limit (error TOO_LARGE, close 1009), token-bucket rate limit (error RATE_LIMITED; close 1008 on
+ *   sustained abuse), then a strictly ordered queue: frames are handled one after another, an async handler (auth,
+ *   an async authorizer, a bus round trip) holds the frames behind it, none is dropped or reordered;
+ * - parsing: JSON object with a string `op`, the op's zod schema, BAD_MESSAGE with the frame's `ref` echoed;
+ * - built-in ops: `auth` (first frame only) and `ping`; the gateway supplies every other op;
+ * - outbound: `event` frames are written frame-once (the same Buffer to every member's socket); a socket whose send
+ *   buffer passes `sendBufferBytes` is closed with 1013 and leaves its rooms at once, so a slow reader neither grows
+ *   memory without bound nor delays anyone else;
+ * - a `Member` of the room registry (`member`), with resume without gap or duplicate (`joinRoom(room, { since })`).
+ */
+
+export interface ConnectionLimits {
+  /** largest inbound frame in bytes (close 1009 above it) */
+  maxPayload: number
+  /** frames per second a connection may send, sustained */
+  ratePerSec: number
+  /** frames a connection may send in a burst */
+  rateBurst: number
+  /** bytes a connection may have waiting to be sent before it is closed with 1013 */
+  sendBufferBytes: number
+}
+
+/** The part of a pino logger this module uses. */
+export interface ConnectionLog {
+  debug (obj: object, msg: string): void
+  info (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+  error (obj: object, msg: string): void
+}
+
+/**
+ * A gateway's op: its zod schema (build it with `opSchema`) and its handler. The handler gets the parsed frame and
+ * the frame's `ref`; returning a promise holds the connection's later frames until it settles. A handler answers
+ * with `conn.send(...)`/`conn.fail(...)`; an exception it does not catch closes the connection with 1011.
+ */
+export interface OpHandler<F = any> {
+  schema: z.ZodType<F>
+  handle (frame: F, conn: SocketConnection, ref: Ref | undefined): void | Promise<void>
+}
+
+export interface SocketConnectionOptions {
+  /** the member id (`registry.nextMemberId()`), sent as `hello.conn` */
+  id: string
+  /** member transport name: 'ws', 'rtc' */
+  transport: string
+  /** the user authenticated before the upgrade, or null */
+  user: GatewayUser | null
+  registry: RoomRegistry
+  limits: ConnectionLimits
+  /** the gateway's ops; `auth` is built in, `ping` is built in unless given here */
+  ops: Record<string, OpHandler>
+  /** verifies the token of an `auth` frame; absent: auth is not configured, everyone is anonymous */
+  authenticate?: (token: string) => Promise<GatewayUser | null> | GatewayUser | null
+  /** a direct message for this member (registry.direct), e.g. an rtc signal */
+  onDirect?: (conn: SocketConnection, message: unknown) => void
+  /** called once when the connection stops being a member (close started or socket gone), with the rooms it left */
+  onEnd?: (conn: SocketConnection, rooms: string[]) => void
+  log: ConnectionLog
+}
+
+const OPEN = 1
+/** frames accepted by the rate limit but not yet handled, while an async handler runs */
+const MAX_PENDING = 256
+
+export class SocketConnection {
+  readonly id: string
+  readonly member: Member<WireFrame>
+  /** free slot for the gateway's per-connection state */
+  data: Record<string, unknown> = {}
+  /** false once a server ping went unanswered for a whole interval */
+  alive = true
+  private currentUser: GatewayUser | null
+  private readonly joined = new Set<string>()
+  private readonly bucket: TokenBucket
+  private readonly strikes: TokenBucket
+  private readonly ops: Map<string, OpHandler>
+  private readonly pending: Array<Buffer | null> = []
+  private readonly raw: { write (chunk: Buffer): boolean } | null
+  private resuming: Map<string, RoomEvent[]> | null = null
+  private busy = false
+  private handled = 0
+  private ended = false
+
+  constructor (readonly socket: WebSocket, private readonly options: SocketConnectionOptions) {
+    this.id = options.id
+    this.currentUser = options.user
+    const { ratePerSec, rateBurst } = options.limits
+    this.bucket = new TokenBucket(ratePerSec, rateBurst)
+    // refused frames draw on a second, slower bucket: when that one is empty too, the abuse is sustained
+    this.strikes = new TokenBucket(Math.max(ratePerSec / 10, 0.1), rateBurst)
+    this.ops = new Map(Object.entries({ ping: pingOp, ...options.ops }))
+    // Frame-once needs the raw stream under ws and a socket without per-message compression.
+    const rawSocket = (socket as unknown as { _socket?: { write?: unknown } })._socket
+    this.raw = socket.extensions === '' && typeof rawSocket?.write === 'function'
+      ? rawSocket as { write (chunk: Buffer): boolean }
+      : null
+    this.member = new ConnectionMember(this, options.transport, options.onDirect)
+  }
+
+  get user (): GatewayUser | null {
+    return this.currentUser
+  }
+
+  /** rooms this connection is in */
+  get rooms (): ReadonlySet<string> {
+    return this.joined
+  }
+
+  /** false once closing started or the socket is gone */
+  get open (): boolean {
+    return !this.ended && this.socket.readyState === OPEN
+  }
+
+  get registry (): RoomRegistry {
+    return this.options.registry
+  }
+
+  /** Sends `hello`; call once, right after the upgrade. */
+  start (): void {
+    this.send(ServerFrames.hello(this.id, this.currentUser?.id ?? null))
+  }
+
+  /** Takes one inbound frame from the socket's `message` event. */
+  receive (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
+    if (this.ended) return
+    this.alive = true
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
+    if (bytes.length > this.options.limits.maxPayload) {
+      this.fail('TOO_LARGE', `a frame may have at most ${this.options.limits.maxPayload} bytes`)
+      this.close(1009, 'frame too large')
+      return
+    }
+    if (!this.bucket.take()) {
+      const ref = isBinary ? undefined : readEnvelope(bytes.toString('utf8')).ref
+      this.fail('RATE_LIMITED', `at most ${this.options.limits.ratePerSec} frames per second`, ref)
+      if (!this.strikes.take()) this.close(1008, 'rate limit exceeded')
+      return
+    }
+    if (this.pending.length >= MAX_PENDING) {
+      this.close(1008, 'too many frames waiting')
+      return
+    }
+    this.pending.push(isBinary ? null : bytes)
+    if (!this.busy) this.drain()
+  }
+
+  /** Sends one JSON frame (not for `event` frames, which go through `deliverFrame`). */
+  send (frame: object): boolean {
+    if (!this.open) return false
+    this.socket.send(JSON.stringify(frame))
+    return this.checkBuffer()
+  }
+
+  /** Sends an `error` frame. */
+  fail (code: ErrorCode, message: string, ref?: Ref): void {
+    this.send(ServerFrames.error(code, message, ref))
+  }
+
+  /** Writes one pre-framed `event` (the same Buffer every member gets). */
+  deliverFrame (wire: WireFrame): void {
+    if (!this.open) return
+    if (this.raw !== null) this.raw.write(wire.frame)
+    else this.socket.send(wire.payload, { binary: false })
+    this.checkBuffer()
+  }
+
+  /**
+   * Joins `room` in the registry. With `since`, the retained events after it are replayed right after `announce`
+   * with no gap to the live events and no duplicate; `announce(recovered)` sends the gateway's `joined` frame
+   * (`recovered` is undefined without `since`). Already a member: only `announce()` runs; returns false.
+   */
+  async joinRoom (room: string, options: { since?: string, announce: (recovered?: boolean) => void }): Promise<boolean> {
+    if (this.joined.has(room)) {
+      options.announce()
+      return false
+    }
+    if (this.ended) return false
+    this.joined.add(room)
+    this.options.registry.join(room, this.member)
+    if (options.since === undefined) {
+      options.announce()
+      return true
+    }
+    const buffered: RoomEvent[] = []
+    this.resuming ??= new Map()
+    this.resuming.set(room, buffered)
+    let history: { events: RoomEvent[], recovered: boolean }
+    try {
+      history = await this.options.registry.history(room, options.since)
+    } catch (err) {
+      this.options.log.warn({ err, room, conn: this.id }, 'history lookup failed: resume reported as not recovered')
+      history = { events: [], recovered: false }
+    }
+    // from here on synchronous: nothing can be published in between
+    this.resuming.delete(room)
+    if (this.resuming.size === 0) this.resuming = null
+    if (this.ended) return true
+    options.announce(history.recovered)
+    const replayed = new Set<string>()
+    for (const event of history.events) {
+      replayed.add(event.id)
+      this.deliverFrame(encodeFor(event, wsEventEncoder))
+    }
+    for (const event of buffered) {
+      if (!replayed.has(event.id)) this.deliverFrame(encodeFor(event, wsEventEncoder))
+    }
+    return true
+  }
+
+  /** Leaves `room`; false when this connection was not in it. */
+  leaveRoom (room: string): boolean {
+    if (!this.joined.delete(room)) return false
+    this.options.registry.leave(room, this.member)
+    return true
+  }
+
+  /** Starts the closing handshake with `code`; the connection leaves its rooms at once and handles no more frames. */
+  close (code: number, reason = ''): void {
+    if (this.end()) this.socket.close(code, reason)
+  }
+
+  /** Ends the connection without a closing handshake (dead peer). */
+  terminate (): void {
+    this.end()
+    this.socket.terminate()
+  }
+
+  /** The server's ping tick: a connection that answered nothing since the last tick is terminated. */
+  heartbeat (): void {
+    if (this.ended) return
+    if (!this.alive) {
+      this.options.log.debug({ conn: this.id }, 'peer did not answer the ping: terminated')
+      this.terminate()
+      return
+    }
+    this.alive = false
+    this.socket.ping()
+  }
+
+  /** Leaves every room and stops handling frames; true the first time. Call from the socket's `close` event too. */
+  end (): boolean {
+    if (this.ended) return false
+    this.ended = true
+    this.pending.length = 0
+    this.resuming = null
+    const rooms = [...this.joined]
+    this.joined.clear()
+    this.options.registry.leaveAll(this.member)
+    try {
+      this.options.onEnd?.(this, rooms)
+    } catch (err) {
+      this.options.log.error({ err, conn: this.id }, 'connection end handler failed')
+    }
+    return true
+  }
+
+  /** The registry's delivery of a live event: held back while this room's resume runs, else written. */
+  deliverEvent (wire: WireFrame, event: RoomEvent): void {
+    if (this.resuming !== null) {
+      const buffer = this.resuming.get(event.room)
+      if (buffer !== undefined) {
+        buffer.push(event)
+        return
+      }
+    }
+    this.deliverFrame(wire)
+  }
+
+  private checkBuffer (): boolean {
+    if (this.socket.bufferedAmount <= this.options.limits.sendBufferBytes) return true
+    this.options.log.info({ conn: this.id, bufferedAmount: this.socket.bufferedAmount }, 'client reads too slowly: closed with 1013')
+    this.close(1013, 'send buffer full')
+    return false
+  }
+
+  private drain (): void {
+    while (this.pending.length > 0 && !this.busy && !this.ended) {
+      const data = this.pending.shift() as Buffer | null
+      let result: void | Promise<void>
+      try {
+        result = this.handle(data)
+      } catch (err) {
+        this.crash(err)
+        return
+      }
+      if (isPromise(result)) {
+        this.busy = true
+        result.then(() => {
+          this.busy = false
+          this.drain()
+        }, (err) => {
+          this.busy = false
+          this.crash(err)
+        })
+      }
+    }
+  }
+
+  private handle (data: Buffer | null): void | Promise<void> {
+    const first = this.handled++ === 0
+    if (data === null) return this.fail('BAD_MESSAGE', 'binary frames are not accepted: send JSON text')
+    const envelope = readEnvelope(data.toString('utf8'))
+    if (!envelope.ok) return this.fail('BAD_MESSAGE', envelope.message, envelope.ref)
+    const { op, ref } = envelope
+    if (op === 'auth') return this.auth(envelope.value, ref, first)
+    const handler = this.ops.get(op)
+    if (handler === undefined) return this.fail('BAD_MESSAGE', `unknown op ${JSON.stringify(op.slice(0, 64))}`, ref)
+    const parsed = handler.schema.safeParse(envelope.value)
+    if (!parsed.success) return this.fail('BAD_MESSAGE', describeIssues(parsed.error), ref)
+    return handler.handle(parsed.data, this, ref)
+  }
+
+  private auth (value: Record<string, unknown>, ref: Ref | undefined, first: boolean): void | Promise<void> {
+    const parsed = AuthFrame.safeParse(value)
+    if (!parsed.success) return this.fail('BAD_MESSAGE', describeIssues(parsed.error), ref)
+    if (this.currentUser !== null) return this.fail('BAD_MESSAGE', 'already authenticated', ref)
+    if (!first) return this.fail('BAD_MESSAGE', 'auth must be the first frame', ref)
+    const authenticate = this.options.authenticate
+    if (authenticate === undefined) {
+      // no authentication configured: everyone is anonymous, a token changes nothing
+      this.send(ServerFrames.hello(this.id, null, ref))
+      return
+    }
+    const settle = (user: GatewayUser | null) => {
+      if (this.ended) return
+      if (user === null) {
+        this.refuse('no user for this token', ref)
+        return
+      }
+      this.currentUser = user
+      this.send(ServerFrames.hello(this.id, user.id, ref))
+    }
+    const refused = (err: unknown) => {
+      this.options.log.info({ conn: this.id, reason: (err as Error)?.message }, 'auth frame refused')
+      this.refuse((err as Error)?.message ?? 'invalid token', ref)
+    }
+    let result: ReturnType<typeof authenticate>
+    try {
+      result = authenticate(parsed.data.token)
+    } catch (err) {
+      return refused(err)
+    }
+    if (isPromise(result)) return result.then(settle, refused)
+    settle(result)
+  }
+
+  private refuse (message: string, ref: Ref | undefined): void {
+    if (this.ended) return
+    this.fail('UNAUTHENTICATED', message, ref)
+    this.close(1008, 'unauthenticated')
+  }
+
+  private crash (err: unknown): void {
+    this.options.log.error({ err, conn: this.id }, 'frame handler failed: connection closed with 1011')
+    this.close(1011, 'internal error')
+  }
+}
+
+/** The connection as a member of the room registry; its user follows a successful `auth` frame. */
+class ConnectionMember implements Member<WireFrame> {
+  readonly id: string
+  readonly encoder = wsEventEncoder
+  readonly direct?: (message: unknown) => void
+
+  constructor (private readonly conn: SocketConnection, readonly transport: string,
+    onDirect: SocketConnectionOptions['onDirect']) {
+    this.id = conn.id
+    if (onDirect !== undefined) this.direct = (message) => { onDirect(conn, message) }
+  }
+
+  get user (): string | null {
+    return this.conn.user?.id ?? null
+  }
+
+  deliver (wire: WireFrame, event: RoomEvent): void {
+    this.conn.deliverEvent(wire, event)
+  }
+}
+
+const pingOp: OpHandler<PingFrame> = {
+  schema: PingFrame,
+  handle: (_frame, conn, ref) => { conn.send(ServerFrames.pong(ref)) }
+}
