@@ -9,6 +9,15 @@ import type { Authenticate } from './lib/auth/user.js'
 import { MemoryDedupeStore, type DedupeStore } from './lib/stores/dedupe.js'
 import { rooms } from './plugins/rooms.js'
 import { healthRoutes } from './routes/health.js'
+import { RedisBus, RedisDedupeStore, createRedisClient, closeClient } from './lib/redis/index.js'
+import { kafkaGateway, type KafkaClientConfig } from './plugins/kafka.js'
+import { wsGateway } from './plugins/ws.js'
+import { sseGateway } from './plugins/sse.js'
+import { externalGateway } from './plugins/external.js'
+import { stripeGateway } from './plugins/stripe.js'
+import { publishStripeEvent } from './lib/stripe/publish.js'
+import { smsGateway } from './plugins/sms.js'
+import { rtcSignalGateway } from './plugins/rtc-signal.js'
 
 /** What every gateway's wiring may use: the parsed config, auth shared by ws/sse/rtc, readiness checks to add. */
 export interface Wiring {
@@ -24,17 +33,165 @@ type Wire = (app: FastifyInstance, wiring: Wiring) => Promise<void>
 
 /** One entry per gateway: how server.ts turns environment config into that gateway's plugin options. */
 const gateways: Record<GatewayName, Wire> = {
-  ws: unavailable('ws'),
-  sse: unavailable('sse'),
-  rtc: unavailable('rtc'),
-  stripe: unavailable('stripe'),
-  sms: unavailable('sms'),
-  external: unavailable('external'),
-  kafka: unavailable('kafka')
+  ws: async (app, { config, authenticate, policy }) => {
+    await app.register(wsGateway, {
+      authenticate,
+      authorizeJoin: policy.canJoin,
+      authorizePublish: policy.canPublish,
+      allowedOrigins: config.ALLOWED_ORIGINS,
+      maxPayload: config.WS_MAX_PAYLOAD,
+      pingMs: config.WS_PING_MS,
+      maxRoomsPerConnection: config.WS_MAX_ROOMS,
+      maxConnectionsPerIp: config.WS_MAX_CONN_PER_IP,
+      ratePerSec: config.WS_RATE_PER_SEC,
+      rateBurst: config.WS_RATE_BURST,
+      sendBufferBytes: config.WS_SEND_BUFFER
+    })
+  },
+  sse: async (app, { config, authenticate, policy }) => {
+    await app.register(sseGateway, {
+      authenticate,
+      authorizeJoin: policy.canJoin,
+      allowedOrigins: config.ALLOWED_ORIGINS,
+      heartbeatMs: config.SSE_HEARTBEAT_MS,
+      retryMs: config.SSE_RETRY_MS,
+      maxRoomsPerStream: config.SSE_MAX_ROOMS,
+      maxConnectionsPerIp: config.SSE_MAX_CONN_PER_IP,
+      sendBufferBytes: config.SSE_SEND_BUFFER
+    })
+  },
+  rtc: async (app, { config, authenticate, policy }) => {
+    if (config.RTC_TURN_URLS.length > 0 && config.RTC_TURN_SECRET === undefined) {
+      throw new ConfigError('RTC_TURN_SECRET', 'is required with RTC_TURN_URLS (TURN credentials are made with it)')
+    }
+    await app.register(rtcSignalGateway, {
+      authenticate,
+      authorizeJoin: policy.canJoin,
+      allowedOrigins: config.ALLOWED_ORIGINS,
+      roomCapacity: config.RTC_ROOM_CAPACITY,
+      stunUrls: config.RTC_STUN_URLS,
+      turnUrls: config.RTC_TURN_URLS,
+      turnSecret: config.RTC_TURN_SECRET,
+      turnTtlS: config.RTC_TURN_TTL_S,
+      signalRatePerSec: config.RTC_SIGNAL_RATE_PER_SEC,
+      maxPayload: config.WS_MAX_PAYLOAD,
+      pingMs: config.WS_PING_MS,
+      maxRoomsPerConnection: config.WS_MAX_ROOMS,
+      maxConnectionsPerIp: config.WS_MAX_CONN_PER_IP,
+      ratePerSec: config.WS_RATE_PER_SEC,
+      rateBurst: config.WS_RATE_BURST,
+      sendBufferBytes: config.WS_SEND_BUFFER
+    })
+  },
+  stripe: async (app, { config, createStore }) => {
+    const store = createStore('stripe')
+    app.addHook('onClose', async () => { await store.close() })
+    await app.register(stripeGateway, {
+      // loadConfig refuses to start the stripe gateway without it
+      webhookSecret: config.STRIPE_WEBHOOK_SECRET as string[],
+      secretKey: config.STRIPE_SECRET_KEY,
+      bodyLimit: config.STRIPE_BODY_LIMIT,
+      handlerTimeoutMs: config.STRIPE_HANDLER_TIMEOUT_MS,
+      store,
+      on: { '*': async (event, ctx) => { await publishStripeEvent(ctx.rooms, event, ctx.log) } }
+    })
+  },
+  sms: async (app, { config }) => {
+    await app.register(smsGateway, {
+      // loadConfig refuses to start the sms gateway without it
+      authToken: config.TWILIO_AUTH_TOKEN as string[],
+      accountSid: config.TWILIO_ACCOUNT_SID,
+      from: config.TWILIO_FROM,
+      publicUrl: config.PUBLIC_URL,
+      ratePerMin: config.SMS_RATE_PER_MIN
+    })
+  },
+  external: async (app, { config, createStore }) => {
+    const apiKeys: Record<string, string> = {}
+    for (const [name, key] of config.EXTERNAL_API_KEYS ?? []) {
+      if (name in apiKeys) throw new ConfigError('EXTERNAL_API_KEYS', `the name ${name} appears twice`)
+      apiKeys[name] = key
+    }
+    // a repeated source is a rotation: every one of its secrets verifies
+    const webhookSecrets: Record<string, string[]> = {}
+    for (const [source, secret] of config.EXTERNAL_WEBHOOK_SECRETS ?? []) (webhookSecrets[source] ??= []).push(secret)
+    const store = createStore('idempotency')
+    const hookStore = createStore('hooks')
+    app.addHook('onClose', async () => { await Promise.all([store.close(), hookStore.close()]) })
+    await app.register(externalGateway, {
+      apiKeys,
+      webhookSecrets,
+      bodyLimit: config.EXTERNAL_BODY_LIMIT,
+      rateLimit: { max: config.EXTERNAL_RATE_MAX, timeWindowMs: config.EXTERNAL_RATE_WINDOW_MS },
+      store,
+      hookStore
+    })
+  },
+  kafka: async (app, { config, checks }) => {
+    if (config.KAFKA_HEARTBEAT_MS >= config.KAFKA_SESSION_TIMEOUT_MS) {
+      throw new ConfigError('KAFKA_HEARTBEAT_MS', 'must be lower than KAFKA_SESSION_TIMEOUT_MS (about a third of it)')
+    }
+    const { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: username, KAFKA_SASL_PASSWORD: password } = config
+    if (mechanism !== undefined && (username === undefined || password === undefined)) {
+      throw new ConfigError(username === undefined ? 'KAFKA_SASL_USERNAME' : 'KAFKA_SASL_PASSWORD', 'is required with KAFKA_SASL_MECHANISM')
+    }
+    await app.register(kafkaGateway, {
+      // loadConfig refuses to start the kafka gateway without it
+      brokers: config.KAFKA_BROKERS as string[],
+      groupId: config.KAFKA_GROUP_ID,
+      clientId: config.KAFKA_CLIENT_ID,
+      bridge: config.KAFKA_BRIDGE,
+      retries: config.KAFKA_RETRIES,
+      retryBackoffMs: config.KAFKA_RETRY_BACKOFF_MS,
+      maxWaitTimeInMs: config.KAFKA_MAX_WAIT_MS,
+      sessionTimeout: config.KAFKA_SESSION_TIMEOUT_MS,
+      heartbeatInterval: config.KAFKA_HEARTBEAT_MS,
+      fromBeginning: config.KAFKA_FROM_BEGINNING,
+      dlqSuffix: config.KAFKA_DLQ_SUFFIX,
+      // half of the shutdown budget: the rest is for the other gateways and the HTTP server
+      closeTimeoutMs: Math.floor(config.SHUTDOWN_TIMEOUT_MS / 2),
+      kafkaConfig: {
+        ssl: config.KAFKA_SSL,
+        ...(mechanism === undefined ? {} : { sasl: { mechanism, username, password } as NonNullable<KafkaClientConfig['sasl']> })
+      }
+    })
+    checks.kafka = () => app.kafka.isReady()
+  }
 }
 
-function unavailable (name: GatewayName): Wire {
-  return async () => { throw new ConfigError('GATEWAYS', `the ${name} gateway is not available yet in this version`) }
+/**
+ * REDIS_URL: rooms, history and presence go through a RedisBus, the dedupe/idempotency stores live in Redis (one
+ * shared connection), and `/ready` answers 503 with `failing: ["redis"]` while Redis is unreachable.
+ */
+export function wireRedis (app: FastifyInstance, url: string, wiring: Wiring): RedisBus {
+  const { config } = wiring
+  const log = app.log.child({ component: 'redis' })
+  const bus = new RedisBus({
+    redis: url,
+    keyPrefix: config.REDIS_PREFIX,
+    historySize: config.HISTORY_SIZE,
+    historyTtlMs: config.HISTORY_TTL_MS,
+    presenceTtlMs: config.REDIS_PRESENCE_TTL_MS,
+    log
+  })
+  const stores = createRedisClient(url, { connectionName: 'gw-stores' })
+  let storesDown = false
+  let closing = false
+  const lost = (err?: Error) => {
+    if (!storesDown && !closing) log.warn({ ...(err === undefined ? {} : { err }) }, 'redis store connection lost; reconnecting with backoff')
+    storesDown = true
+  }
+  stores.on('error', lost)
+  stores.on('close', () => { lost() })
+  stores.on('ready', () => { storesDown = false })
+  wiring.checks.redis = () => app.rooms.isReady() && stores.status === 'ready'
+  wiring.createStore = (namespace) => new RedisDedupeStore({ redis: stores, namespace, keyPrefix: `${config.REDIS_PREFIX}:dedupe` })
+  // the rooms plugin closes the bus with the registry; closing it here too covers a start-up that failed before
+  app.addHook('onClose', async () => {
+    closing = true
+    await Promise.all([bus.close(), closeClient(stores)])
+  })
+  return bus
 }
 
 export interface BuildOptions {
@@ -63,7 +220,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     createStore: () => new MemoryDedupeStore()
   }
   try {
-    await app.register(rooms, { historySize: config.HISTORY_SIZE, historyTtlMs: config.HISTORY_TTL_MS })
+    const bus = config.REDIS_URL === undefined ? undefined : wireRedis(app, config.REDIS_URL, wiring)
+    await app.register(rooms, { historySize: config.HISTORY_SIZE, historyTtlMs: config.HISTORY_TTL_MS, bus })
     for (const name of config.gateways) await gateways[name](app, wiring)
     await app.register(healthRoutes, { checks: wiring.checks })
     await app.ready()
@@ -107,9 +265,15 @@ export async function main (env: NodeJS.ProcessEnv = process.env): Promise<Fasti
       process.exit(1)
     }, config.SHUTDOWN_TIMEOUT_MS)
     timer.unref()
-    app.close().then(() => { process.exitCode = 0 }, (err) => {
+    const exit = (code: number) => {
+      clearTimeout(timer)
+      process.exitCode = code
+      // a client library's stray timer (kafkajs reconnects, for one) must not keep a closed server alive
+      setTimeout(() => process.exit(code), 1000).unref()
+    }
+    app.close().then(() => { exit(0) }, (err) => {
       app.log.error({ err }, 'shutdown failed')
-      process.exitCode = 1
+      exit(1)
     })
   }
   process.once('SIGINT', shutdown)

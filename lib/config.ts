@@ -64,6 +64,8 @@ const EnvSchema = z.object({
   HISTORY_SIZE: int(0, 100_000, 100),
   HISTORY_TTL_MS: int(1000, 30 * 24 * 3600 * 1000, 24 * 3600 * 1000),
   REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, { error: 'must be a redis:// or rediss:// URL' }).optional(),
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:{}-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9_.:{}-' }).default('gw'),
+  REDIS_PRESENCE_TTL_MS: int(1000, 3_600_000, 15_000),
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000, 10_000),
 
   WS_MAX_PAYLOAD: int(256, 16 * 1024 * 1024, 65_536),
@@ -81,8 +83,8 @@ const EnvSchema = z.object({
   SSE_SEND_BUFFER: int(1024, 1024 * 1024 * 1024, 1024 * 1024),
 
   RTC_ROOM_CAPACITY: int(2, 1000, 8),
-  RTC_STUN_URLS: list.default([]),
-  RTC_TURN_URLS: list.default([]),
+  RTC_STUN_URLS: list.pipe(z.array(z.string().regex(/^stuns?:\S+$/, { error: 'each URL must start with stun: or stuns:' }))).default([]),
+  RTC_TURN_URLS: list.pipe(z.array(z.string().regex(/^turns?:\S+$/, { error: 'each URL must start with turn: or turns:' }))).default([]),
   RTC_TURN_SECRET: z.string().optional(),
   RTC_TURN_TTL_S: int(60, 7 * 24 * 3600, 3600),
   RTC_SIGNAL_RATE_PER_SEC: int(1, 100_000, 50),
@@ -92,6 +94,7 @@ const EnvSchema = z.object({
   })).min(1, { error: 'is empty' })).optional(),
   STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_\S+$/, { error: 'must be a Stripe secret (sk_...) or restricted (rk_...) key' }).optional(),
   STRIPE_BODY_LIMIT: int(1024, 64 * 1024 * 1024, 1024 * 1024),
+  STRIPE_HANDLER_TIMEOUT_MS: int(1, 600_000, 10_000),
 
   TWILIO_AUTH_TOKEN: list.pipe(z.array(z.string()).min(1, { error: 'is empty' })).optional(),
   TWILIO_ACCOUNT_SID: z.string().regex(/^AC[0-9a-fA-F]{32}$/, { error: 'must be AC followed by 32 hex digits' }).optional(),
@@ -114,7 +117,15 @@ const EnvSchema = z.object({
     /^[A-Za-z0-9_.:@{}-]{1,160}$/.test(value) ? null : 'must be a room name with {field} placeholders').default([]),
   KAFKA_RETRIES: int(0, 100, 3),
   KAFKA_MAX_WAIT_MS: int(10, 60_000, 500),
-  KAFKA_SESSION_TIMEOUT_MS: int(2000, 600_000, 30_000)
+  KAFKA_SESSION_TIMEOUT_MS: int(2000, 600_000, 30_000),
+  KAFKA_HEARTBEAT_MS: int(100, 600_000, 3000),
+  KAFKA_RETRY_BACKOFF_MS: int(0, 600_000, 200),
+  KAFKA_FROM_BEGINNING: z.enum(['true', 'false'], { error: 'must be true or false' }).transform((v) => v === 'true').default(false),
+  KAFKA_DLQ_SUFFIX: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9._-' }).default('.dlq'),
+  KAFKA_SSL: z.enum(['true', 'false'], { error: 'must be true or false' }).transform((v) => v === 'true').default(false),
+  KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512'], { error: 'must be plain, scram-sha-256 or scram-sha-512' }).optional(),
+  KAFKA_SASL_USERNAME: z.string().optional(),
+  KAFKA_SASL_PASSWORD: z.string().optional()
 })
 
 type Env = z.infer<typeof EnvSchema>
