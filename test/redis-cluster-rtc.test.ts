@@ -1,0 +1,66 @@
+import t, { type Test } from 'tap'
+import { startRedis } from './helpers/redis.js'
+import { joinRoom, poll, startInstances, type Instance } from './helpers/instance.js'
+import { openWs, type Frames } from './helpers/ws-client.js'
+
+// WebRTC signaling between two server.ts processes on one Redis: peers of one room on different instances find
+// each other and exchange offers, answers and candidates as if they were on one instance.
+
+const API_KEY = 'ops-rtc-cluster-0123456789abcdef'
+const auth = { authorization: `Bearer ${API_KEY}` }
+const OFFER = { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n' }
+const ANSWER = { type: 'answer', sdp: 'v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n' }
+const CANDIDATE = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host', sdpMid: '0', sdpMLineIndex: 0 }
+
+/** An rtc signaling client of `instance`, past `hello` (its `conn` is its peer id); terminated in `t.after`. */
+async function connectRtc (t: Pick<Test, 'after'>, instance: Instance): Promise<Frames & { peer: string }> {
+  const frames = await openWs(instance.wsUrl('/rtc'))
+  t.after(() => { frames.ws.terminate() })
+  const hello = await frames.next(10_000)
+  if (hello.op !== 'hello') throw new Error(`expected hello from ${instance.name}, got ${JSON.stringify(hello)}`)
+  return Object.assign(frames, { peer: hello.conn as string })
+}
+
+t.test('rtc peers on two instances of one Redis', async (t) => {
+  const redis = await startRedis(t)
+  if (redis === null) return
+  const [a, b] = await startInstances(t, 2, { GATEWAYS: 'rtc,external', REDIS_URL: redis.url, EXTERNAL_API_KEYS: `ops=${API_KEY}` })
+  await Promise.all([a.waitReady(), b.waitReady()])
+
+  t.test('a peer joining on B is told of the peer on A, and signals cross in both directions with from set', async (t) => {
+    const room = 'public:call'
+    const alice = await connectRtc(t, a)
+    const first = await joinRoom(alice, room)
+    t.same([first.peer, first.peers], [alice.peer, []], 'alice is alone')
+    const bob = await connectRtc(t, b)
+    const joined = await joinRoom(bob, room)
+    t.same([joined.peer, joined.peers], [bob.peer, [alice.peer]], 'bob\'s joined lists alice, on the other instance')
+    t.same(await alice.until((f) => f.op === 'peer-joined'), { op: 'peer-joined', room, peer: bob.peer }, 'alice hears of bob')
+
+    alice.send({ op: 'signal', room, to: bob.peer, data: OFFER })
+    t.same(await bob.until((f) => f.op === 'signal'), { op: 'signal', room, from: alice.peer, data: OFFER }, 'the offer reaches bob on B')
+    bob.send({ op: 'signal', room, to: alice.peer, data: ANSWER })
+    bob.send({ op: 'signal', room, to: alice.peer, data: CANDIDATE })
+    t.same(await alice.until((f) => f.op === 'signal'), { op: 'signal', room, from: bob.peer, data: ANSWER }, 'the answer reaches alice on A')
+    t.same(await alice.until((f) => f.op === 'signal'), { op: 'signal', room, from: bob.peer, data: CANDIDATE }, 'then the candidate, in order')
+
+    alice.send({ op: 'signal', room, to: `${bob.peer.split('.')[0]}.zzzz`, data: CANDIDATE, ref: 'nobody' })
+    t.match(await alice.until((f) => f.ref === 'nobody'), { op: 'error', code: 'NOT_FOUND', ref: 'nobody' }, 'a peer id no instance has is NOT_FOUND')
+
+    bob.ws.close()
+    t.same(await alice.until((f) => f.op === 'peer-left'), { op: 'peer-left', room, peer: bob.peer }, 'alice hears bob leave')
+  })
+
+  t.test('room events and presence include rtc peers on both instances', async (t) => {
+    const room = 'public:meeting'
+    const peers = [await connectRtc(t, a), await connectRtc(t, b)]
+    for (const peer of peers) await joinRoom(peer, room)
+    await poll(async () => (await a.request('GET', `/api/rooms/${room}`, { headers: auth })).body.members === 2, 5000, 'presence of both peers')
+    t.equal((await b.request('GET', `/api/rooms/${room}`, { headers: auth })).body.members, 2, 'B counts both too')
+    const sent = await a.request('POST', `/api/rooms/${room}/events`, { headers: auth, body: { event: 'mute', data: { all: true } } })
+    t.equal(sent.status, 202)
+    for (const peer of peers) {
+      t.same(await peer.until((f) => f.op === 'event'), { op: 'event', room, event: 'mute', data: { all: true }, id: sent.body.id })
+    }
+  })
+})
