@@ -9,6 +9,8 @@ export { stripeGateway, publishStripeEvent, stripeUserId, type StripeGatewayOpti
 export { smsGateway, SmsSendError, type SmsGatewayOptions, type SmsApi, type SmsHandlers, type SmsHandlerContext, type SmsReply, type SmsMessage, type SentSms, type SmsClient, type HttpClientOption, type InboundSms, type SmsStatus, type MessageStatus, type TwilioParams } from './plugins/sms.js'
 export { kafkaGateway, type KafkaGatewayOptions, type KafkaApi, type KafkaHandler, type KafkaMessage, type KafkaEmitOptions, type KafkaEmitResult, type KafkaOnOptions, type KafkaBrokers, type KafkaClientConfig } from './plugins/kafka.js'
 
+export { demoRoutes, DEFAULT_CSP, type DemoRoutesOptions } from './routes/demo.js'
+
 export * from './lib/rooms/index.js'
 export { RedisBus, RedisDedupeStore, type RedisBusOptions, type RedisDedupeStoreOptions, type BusLogger } from './lib/redis/index.js'
 export * from './lib/auth/index.js'

@@ -1,0 +1,337 @@
+import t, { type Test } from 'tap'
+import { subscribe, type SubscribeOptions, type GatewayError } from '../public/client.js'
+
+// The SSE helper of public/client.js over a scripted fake EventSource (the browser's reconnects are the browser's;
+// what the helper adds is the event API, dedupe, gaps and starting over when the browser gives up) and a fake fetch.
+
+async function until (what: string, predicate: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+}
+
+function fakeEventSource () {
+  const sources: FakeSource[] = []
+  class FakeSource {
+    readyState = 0
+    onopen: (() => void) | null = null
+    onerror: (() => void) | null = null
+    listeners = new Map<string, Array<(e: { data: string, lastEventId: string }) => void>>()
+    constructor (readonly url: string, readonly init: { withCredentials?: boolean }) {
+      sources.push(this)
+    }
+
+    addEventListener (name: string, fn: (e: { data: string, lastEventId: string }) => void) {
+      const list = this.listeners.get(name) ?? []
+      list.push(fn)
+      this.listeners.set(name, list)
+    }
+
+    close () {
+      this.readyState = 2
+    }
+
+    // ---- the browser's side ----
+    open () {
+      this.readyState = 1
+      this.onopen?.()
+    }
+
+    emit (name: string, data: unknown, lastEventId = '') {
+      for (const fn of this.listeners.get(name) ?? []) fn({ data: typeof data === 'string' ? data : JSON.stringify(data), lastEventId })
+    }
+
+    fail (giveUp: boolean) {
+      this.readyState = giveUp ? 2 : 0
+      this.onerror?.()
+    }
+
+    params () {
+      return new URL(this.url).searchParams
+    }
+  }
+  const source = async (n: number) => {
+    await until(`EventSource #${n}`, () => sources.length >= n)
+    return sources[n - 1]
+  }
+  return { FakeSource, sources, source }
+}
+
+function jsonResponse (status: number, body: unknown) {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
+}
+
+function setup (t: Test, rooms: string | string[], options: SubscribeOptions = {}) {
+  const es = fakeEventSource()
+  const fetches: Array<{ url: string, init: RequestInit }> = []
+  const answers: Array<Response | Error> = []
+  const fetch = async (url: string, init: RequestInit) => {
+    fetches.push({ url, init })
+    const answer = answers.shift() ?? jsonResponse(500, { message: 'no scripted answer' })
+    if (answer instanceof Error) throw answer
+    return answer
+  }
+  const sub = subscribe('http://gateway.test/sse', rooms, {
+    EventSource: es.FakeSource,
+    fetch: fetch as typeof globalThis.fetch,
+    backoff: { baseMs: 1, maxMs: 4, jitter: 0 },
+    ...options
+  })
+  t.after(() => sub.close())
+  return { sub, fetches, answers, ...es }
+}
+
+t.test('EventSource: the URL lists the rooms, the token and the resume point; named events arrive with room and id', async (t) => {
+  const statuses: string[] = []
+  const { sub, source } = setup(t, ['public:a', 'public:b', 'public:a'], { token: 'tok', lastEventId: 'e-0', withCredentials: true, onStatus: (s) => { statuses.push(s) } })
+  const got: unknown[] = []
+  sub.on('note', (data, meta) => { got.push({ data, ...meta }) })
+  const onlyB: string[] = []
+  sub.on('note', (_d, meta) => { onlyB.push(meta.id) }, { room: 'public:b' })
+  const s = await source(1)
+  t.same(s.params().getAll('room'), ['public:a', 'public:b'], 'each room once')
+  t.equal(s.params().get('token'), 'tok')
+  t.equal(s.params().get('lastEventId'), 'e-0')
+  t.equal(s.init.withCredentials, true)
+  t.same(sub.rooms, ['public:a', 'public:b'])
+  s.open()
+  t.equal(sub.status, 'open')
+  s.emit('note', { room: 'public:a', data: { n: 1 } }, 'e-1')
+  s.emit('note', { room: 'public:b', data: { n: 2 } }, 'e-2')
+  s.emit('note', { room: 'public:b', data: { n: 2 } }, 'e-2')
+  t.same(got, [
+    { data: { n: 1 }, room: 'public:a', event: 'note', id: 'e-1' },
+    { data: { n: 2 }, room: 'public:b', event: 'note', id: 'e-2' }
+  ], 'the repeated id is dropped')
+  t.same(onlyB, ['e-2'])
+  t.equal(sub.lastEventId, 'e-2')
+  const later: string[] = []
+  sub.on('later', (_d, meta) => { later.push(meta.id) })
+  sub.on('later', () => {})
+  s.emit('later', { room: 'public:a', data: null }, 'e-3')
+  t.same(later, ['e-3'], 'a handler added after the stream opened is listened to (once per name)')
+  t.same(statuses, ['open'])
+})
+
+t.test('EventSource: a gap event calls the gap callbacks; the catch-all is refused with a pointer to the fetch transport', async (t) => {
+  const gaps: unknown[] = []
+  const { sub, source } = setup(t, 'public:a', { onGap: (gap) => { gaps.push(gap) } })
+  t.throws(() => sub.on('*', () => {}), /transport: "fetch"/)
+  sub.on('note', () => {})
+  const s = await source(1)
+  s.open()
+  s.emit('note', { room: 'public:a', data: 1 }, 'e-7')
+  s.emit('gap', { room: 'public:a' })
+  s.emit('gap', 'not json')
+  t.same(gaps, [{ room: 'public:a', since: 'e-7' }, { room: null, since: 'e-7' }])
+})
+
+t.test('EventSource: data that is not JSON is reported, not delivered', async (t) => {
+  const errors: GatewayError[] = []
+  const { sub, source } = setup(t, 'public:a', { onError: (err) => { errors.push(err) } })
+  const got: unknown[] = []
+  sub.on('note', (d) => { got.push(d) })
+  const s = await source(1)
+  s.emit('note', 'not json', 'e-1')
+  t.same(got, [])
+  t.match(errors, [{ code: 'BAD_MESSAGE' }])
+})
+
+t.test('EventSource: while the browser retries by itself the status is reconnecting and no new source is made', async (t) => {
+  const statuses: string[] = []
+  const { sub, source, sources } = setup(t, 'public:a', { onStatus: (s) => { statuses.push(s) } })
+  const s = await source(1)
+  s.open()
+  s.fail(false)
+  t.equal(sub.status, 'reconnecting')
+  s.open()
+  t.same(statuses, ['open', 'reconnecting', 'open'])
+  t.equal(sources.length, 1)
+})
+
+t.test('EventSource: when the browser gives up on a 403 the reason is fetched and reported, and it stays closed', async (t) => {
+  const errors: GatewayError[] = []
+  const { sub, source, answers, fetches, sources } = setup(t, 'secret', { token: 'tok', onError: (err) => { errors.push(err) } })
+  answers.push(jsonResponse(403, { statusCode: 403, code: 'GW_SSE_ROOM_FORBIDDEN', error: 'Forbidden', message: 'room "secret" is not allowed' }))
+  const s = await source(1)
+  s.fail(true)
+  await until('closed', () => sub.status === 'closed')
+  t.match(errors, [{ code: 'GW_SSE_ROOM_FORBIDDEN', status: 403, message: 'room "secret" is not allowed' }])
+  t.equal(new URL(fetches[0].url).searchParams.get('room'), 'secret', 'the same request was asked again')
+  t.equal(sources.length, 1)
+})
+
+t.test('EventSource: a refused static token stays refused; a token function gets a fresh token and resumes from the last id', async (t) => {
+  const fixed = setup(t, 'user:1', { token: 'old' })
+  fixed.answers.push(jsonResponse(401, { message: 'token expired' }))
+  ;(await fixed.source(1)).fail(true)
+  await until('closed', () => fixed.sub.status === 'closed')
+
+  let n = 0
+  const errors: GatewayError[] = []
+  const refreshing = setup(t, 'user:1', { token: () => `tok-${++n}`, onError: (err) => { errors.push(err) } })
+  refreshing.answers.push(jsonResponse(401, { message: 'token expired' }))
+  // EventSource only hands over the events it listens to: the resume point is the last id of a handled event
+  refreshing.sub.on('x', () => {})
+  const s1 = await refreshing.source(1)
+  s1.open()
+  s1.emit('x', { room: 'user:1', data: 1 }, 'e-4')
+  s1.fail(true)
+  const s2 = await refreshing.source(2)
+  t.equal(s2.params().get('token'), 'tok-2')
+  t.equal(s2.params().get('lastEventId'), 'e-4')
+  t.match(errors, [{ status: 401, code: 'HTTP_401', message: 'token expired' }])
+  s1.emit('x', { room: 'user:1', data: 2 }, 'e-5')
+  t.equal(refreshing.sub.lastEventId, 'e-4', 'the old source is ignored')
+})
+
+t.test('EventSource: a 503, a network failure or a stream that answered fine start over with backoff', async (t) => {
+  const errors: GatewayError[] = []
+  const { source, answers } = setup(t, 'public:a', { onError: (err) => { errors.push(err) } })
+  answers.push(jsonResponse(503, 'not an object'))
+  answers.push(new Error('connection refused'))
+  answers.push(new Response('retry: 10\n\n', { status: 200, headers: { 'content-type': 'text/event-stream' } }))
+  ;(await source(1)).fail(true)
+  ;(await source(2)).fail(true)
+  ;(await source(3)).fail(true)
+  await source(4)
+  t.match(errors, [{ code: 'HTTP_503', status: 503 }, { code: 'NETWORK' }])
+})
+
+t.test('EventSource: reconnect false stays closed after the browser gave up; close() stops everything', async (t) => {
+  const { sub, source, answers } = setup(t, 'public:a', { reconnect: false })
+  answers.push(jsonResponse(503, {}))
+  ;(await source(1)).fail(true)
+  await until('closed', () => sub.status === 'closed')
+
+  const second = setup(t, 'public:a', { backoff: { baseMs: 10_000, jitter: 0 } })
+  second.answers.push(jsonResponse(503, {}))
+  const s = await second.source(1)
+  s.fail(true)
+  await until('waiting to retry', () => second.sub.status === 'reconnecting')
+  second.sub.close()
+  second.sub.close()
+  t.equal(second.sub.status, 'closed')
+  t.equal(s.readyState, 2)
+})
+
+t.test('a token function that throws is reported and retried', async (t) => {
+  let calls = 0
+  const errors: string[] = []
+  const { source } = setup(t, 'public:a', {
+    token: () => {
+      if (++calls === 1) throw new Error('no session')
+      return 'tok'
+    },
+    onError: (err) => { errors.push(err.code) }
+  })
+  const s = await source(1)
+  t.equal(s.params().get('token'), 'tok')
+  t.same(errors, ['TOKEN'])
+})
+
+t.test('subscribe checks its arguments', async (t) => {
+  const { FakeSource } = fakeEventSource()
+  t.throws(() => subscribe('http://h/sse', [], { EventSource: FakeSource }), /at least one room/)
+  t.throws(() => subscribe('http://h/sse', 'a', { transport: 'websocket' as any }), /transport/)
+  t.throws(() => subscribe('http://h/sse', 'a'), /no EventSource implementation/, 'Node has no EventSource')
+  t.throws(() => subscribe('ftp://h/sse', 'a', { EventSource: FakeSource }), TypeError)
+})
+
+// ---- fetch transport ----
+
+function streamResponse (chunks: string[], options: { keepOpen?: boolean } = {}) {
+  const encoder = new TextEncoder()
+  let controller!: ReadableStreamDefaultController<Uint8Array>
+  const body = new ReadableStream<Uint8Array>({
+    start (c) {
+      controller = c
+      for (const chunk of chunks) c.enqueue(encoder.encode(chunk))
+      if (options.keepOpen !== true) c.close()
+    }
+  })
+  return {
+    response: new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } }),
+    push: (chunk: string) => { controller.enqueue(encoder.encode(chunk)) },
+    end: () => { controller.close() },
+    error: () => { controller.error(new Error('reset')) }
+  }
+}
+
+t.test('fetch: the token goes in an Authorization header, the catch-all works, a reconnect sends Last-Event-ID', async (t) => {
+  const { sub, answers, fetches } = setup(t, ['public:a', 'public:b'], { transport: 'fetch', token: 'tok', withCredentials: true })
+  const first = streamResponse(['retry: 1\n\n', 'id: e-1\nevent: note\ndata: {"room":"public:a","data":1}\n\n: ping\n\n'], { keepOpen: true })
+  answers.push(first.response)
+  const second = streamResponse(['id: e-2\nevent: other\ndata: {"room":"public:b","data":2}\n\n', 'event: gap\ndata: {"room":"public:a"}\n\n'], { keepOpen: true })
+  answers.push(second.response)
+  const got: string[] = []
+  const gaps: unknown[] = []
+  sub.on('*', (data, meta) => { got.push(`${meta.room}/${meta.event}/${meta.id}/${JSON.stringify(data)}`) })
+  sub.onGap((gap) => { gaps.push(gap) })
+  await until('the first event', () => got.length === 1)
+  const [call] = fetches
+  const headers = call.init.headers as Record<string, string>
+  t.equal(headers.authorization, 'Bearer tok')
+  t.equal(headers.accept, 'text/event-stream')
+  t.notOk('last-event-id' in headers)
+  t.equal(call.init.credentials, 'include')
+  t.same(new URL(call.url).searchParams.getAll('room'), ['public:a', 'public:b'])
+  t.notOk(new URL(call.url).searchParams.has('token'), 'no token in the URL')
+  first.push('id: e-1\nevent: note\ndata: {"room":"public:a","data":1}\n\n')
+  first.end()
+  await until('the second event', () => got.length === 2)
+  t.equal((fetches[1].init.headers as Record<string, string>)['last-event-id'], 'e-1')
+  t.same(got, ['public:a/note/e-1/1', 'public:b/other/e-2/2'], 'the repeated e-1 was dropped')
+  await until('the gap', () => gaps.length === 1)
+  t.same(gaps, [{ room: 'public:a', since: 'e-2' }])
+  t.equal(sub.status, 'open')
+  sub.close()
+  second.push('id: e-3\nevent: note\ndata: {"room":"public:a","data":3}\n\n')
+  t.equal(got.length, 2, 'nothing after close')
+})
+
+t.test('fetch: an HTTP refusal is reported; 403 stays closed, a stream that errors or a wrong content type starts over', async (t) => {
+  const errors: GatewayError[] = []
+  const refused = setup(t, 'secret', { transport: 'fetch', onError: (err) => { errors.push(err) } })
+  refused.answers.push(jsonResponse(403, { code: 'GW_SSE_ROOM_FORBIDDEN', message: 'room "secret" is not allowed' }))
+  await until('closed', () => refused.sub.status === 'closed')
+  t.match(errors, [{ code: 'GW_SSE_ROOM_FORBIDDEN', status: 403 }])
+
+  const flaky = setup(t, 'public:a', { transport: 'fetch', onError: (err) => { errors.push(err) } })
+  const broken = streamResponse(['id: e-1\nevent: note\ndata: {"room":"public:a","data":1}\n\n'], { keepOpen: true })
+  flaky.answers.push(broken.response)
+  flaky.answers.push(new Response('hello', { status: 200, headers: { 'content-type': 'text/plain' } }))
+  flaky.answers.push(new Response('hello', { status: 200 }))
+  flaky.answers.push(new Error('connection refused'))
+  const last = streamResponse([], { keepOpen: true })
+  flaky.answers.push(last.response)
+  const got: string[] = []
+  flaky.sub.on('note', (_d, meta) => { got.push(meta.id) })
+  await until('the event', () => got.length === 1)
+  broken.error()
+  await until('five requests', () => flaky.fetches.length === 5)
+  await until('open again', () => flaky.sub.status === 'open')
+  t.match(errors.slice(1), [{ code: 'BAD_RESPONSE', status: 200 }, { code: 'BAD_RESPONSE' }, { code: 'NETWORK' }])
+  for (const f of flaky.fetches.slice(1)) t.equal((f.init.headers as Record<string, string>)['last-event-id'], 'e-1')
+})
+
+t.test('fetch: close() while the request is on its way and while the stream is read', async (t) => {
+  let release!: () => void
+  const { sub, fetches } = setup(t, 'public:a', {
+    transport: 'fetch',
+    fetch: (async (_url: string, init: RequestInit) => {
+      fetches.push({ url: _url, init })
+      await new Promise<void>((resolve) => { release = resolve })
+      if (init.signal?.aborted === true) throw new Error('aborted')
+      return streamResponse([]).response
+    }) as typeof globalThis.fetch
+  })
+  await until('the request', () => fetches.length === 1)
+  sub.close()
+  release()
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(sub.status, 'closed')
+  t.equal(fetches.length, 1)
+})
