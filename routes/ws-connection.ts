@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import websocket from '@fastify/websocket'
 import type {} from '@fastify/websocket'
 import type { WebSocket } from 'ws'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { Authenticate, GatewayUser } from '../lib/auth/user.js'
 import { createOriginPolicy } from '../lib/auth/origin.js'
 import { extractToken } from '../lib/auth/token.js'
@@ -95,6 +97,25 @@ export async function ensureWebsocket (app: FastifyInstance, options: EnsureWebs
       await closeSockets([...wss.clients], 1001, 'server shutting down', options.closeTimeoutMs)
       wss.close()
     }
+  })
+  // Registered after @fastify/websocket's own listener, so the socket already carries its response.
+  app.server.on('upgrade', endAnsweredUpgrade)
+  app.addHook('onClose', async () => { app.server.off('upgrade', endAnsweredUpgrade) })
+}
+
+/**
+ * An upgrade request answered over plain HTTP before @fastify/websocket's `onRequest` hook saw it (a host hook
+ * registered earlier, a 404) keeps its socket open forever: @fastify/websocket only destroys the sockets of requests
+ * it has marked, and nothing else ends a socket handed to a hand-made ServerResponse. A real upgrade hijacks that
+ * response and never finishes it, so a finished one means "answered, not upgraded": close the socket once flushed.
+ */
+function endAnsweredUpgrade (_request: IncomingMessage, socket: Duplex): void {
+  const response = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
+  if (response === undefined || response === null) return
+  response.once('finish', () => {
+    const net = socket as Duplex & { destroySoon?: () => void }
+    if (typeof net.destroySoon === 'function') net.destroySoon()
+    else socket.end()
   })
 }
 
