@@ -12,6 +12,7 @@ import { healthRoutes } from './routes/health.js'
 import { RedisBus, RedisDedupeStore, createRedisClient, closeClient } from './lib/redis/index.js'
 import { kafkaGateway, type KafkaClientConfig } from './plugins/kafka.js'
 import { wsGateway } from './plugins/ws.js'
+import { demoRoutes } from './routes/demo.js'
 import { sseGateway } from './plugins/sse.js'
 import { externalGateway } from './plugins/external.js'
 import { stripeGateway } from './plugins/stripe.js'
@@ -46,6 +47,11 @@ const gateways: Record<GatewayName, Wire> = {
       ratePerSec: config.WS_RATE_PER_SEC,
       rateBurst: config.WS_RATE_BURST,
       sendBufferBytes: config.WS_SEND_BUFFER
+    })
+    // GET / (the demo page) and the browser client, telling the page which other gateways are on
+    const on = (name: GatewayName, path: string) => config.gateways.has(name) ? path : false as const
+    await app.register(demoRoutes, {
+      endpoints: { ws: '/ws', sse: on('sse', '/sse'), rtc: on('rtc', '/rtc'), api: on('external', '/api') }
     })
   },
   sse: async (app, { config, authenticate, policy }) => {
