@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { buildTestApp } from './helpers/app.js'
+import { NO_COVERAGE } from './helpers/instance.js'
 import { healthRoutes } from '../routes/health.js'
 import { rooms, ensureRooms } from '../plugins/rooms.js'
 
@@ -74,7 +75,8 @@ t.test('ensureRooms registers the registry in the calling scope when none exists
 function runServer (env: Record<string, string>) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
+    // tsx's transpilation of server.ts must not be merged into tap's coverage of the same files
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', [NO_COVERAGE]: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let stdout = ''

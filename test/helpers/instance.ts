@@ -89,8 +89,8 @@ const WATCHDOG = [
 /** Variables of server.ts's configuration: never inherited from the test's own environment. */
 const CONFIG_VARIABLE = /^(PORT|HOST|GATEWAYS|LOG_LEVEL|TRUST_PROXY|ALLOWED_ORIGINS|AUTH_JWT_SECRET|PUBLIC_ROOMS|CLIENT_PUBLISH_ROOMS|PUBLIC_URL|HISTORY_\w+|REDIS_\w+|SHUTDOWN_\w+|WS_\w+|SSE_\w+|RTC_\w+|STRIPE_\w+|TWILIO_\w+|SMS_\w+|EXTERNAL_\w+|KAFKA_\w+)$/
 
-/** What makes tap's processinfo record a child process. */
-const TAP_COVERAGE_VARIABLE = /^(NODE_OPTIONS|NODE_V8_COVERAGE|_TAPJS_\w+|TAP_\w+|TAP)$/
+/** tap's processinfo (which follows every spawned node process) writes no coverage for a child with this set to 0 */
+export const NO_COVERAGE = '_TAPJS_PROCESSINFO_COVERAGE_'
 
 let started = 0
 
@@ -101,11 +101,10 @@ let started = 0
 export async function startInstance (t: Pick<Test, 'after'>, env: Record<string, string>, options: StartOptions = {}): Promise<Instance> {
   const name = options.name ?? String.fromCharCode(65 + (started++ % 26))
   const base: NodeJS.ProcessEnv = {}
-  // Neither configuration nor tap's coverage hooks go through: the child compiles server.ts with tsx, whose output
-  // differs from tap's own transpilation, and merging both coverages garbles the line counts of the shared files.
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!CONFIG_VARIABLE.test(key) && !TAP_COVERAGE_VARIABLE.test(key)) base[key] = value
-  }
+  // Configuration never goes through, and the child records no coverage: it compiles server.ts with tsx, whose
+  // output differs from tap's own transpilation, and merging both garbles the line counts of the shared files.
+  for (const [key, value] of Object.entries(process.env)) if (!CONFIG_VARIABLE.test(key)) base[key] = value
+  base[NO_COVERAGE] = '0'
   const command = [process.execPath, '--import', 'tsx', SERVER]
   if (options.cpu !== undefined && spawnSync('sh', ['-c', 'command -v taskset'], { stdio: 'ignore' }).status === 0) {
     command.unshift('taskset', '-c', String(options.cpu))
