@@ -44,6 +44,7 @@ export async function rtcRoutes (scope: FastifyInstance, options: RtcRoutesOptio
     discoveryTimeoutMs: options.discoveryTimeoutMs,
     log: scope.log
   })
+  scope.addHook('onClose', async () => { peers.close() })
   const signalBuckets = new WeakMap<SocketConnection, TokenBucket>()
 
   const join: OpHandler<RtcJoinFrame> = {

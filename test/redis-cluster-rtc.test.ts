@@ -1,10 +1,16 @@
 import t, { type Test } from 'tap'
-import { startRedis } from './helpers/redis.js'
-import { joinRoom, poll, startInstances, type Instance } from './helpers/instance.js'
+import { RedisBus } from '../lib/redis/bus.js'
+import { RoomRegistry } from '../lib/rooms/registry.js'
+import { startRedis, until } from './helpers/redis.js'
+import { joinRoom, poll, startInstance, startInstances, type Instance } from './helpers/instance.js'
 import { openWs, type Frames } from './helpers/ws-client.js'
 
-// WebRTC signaling between two server.ts processes on one Redis: peers of one room on different instances find
-// each other and exchange offers, answers and candidates as if they were on one instance.
+// WebRTC signaling between server.ts processes on one Redis: peers of one room on different instances find
+// each other and exchange offers, answers and candidates as if they were on one instance, and hear of the peers of
+// an instance that crashes leaving.
+
+/** short, so a crashed instance is noticed quickly (heartbeats every 500 ms) */
+const PRESENCE_TTL_MS = 1500
 
 const API_KEY = 'ops-rtc-cluster-0123456789abcdef'
 const auth = { authorization: `Bearer ${API_KEY}` }
@@ -24,7 +30,8 @@ async function connectRtc (t: Pick<Test, 'after'>, instance: Instance): Promise<
 t.test('rtc peers on two instances of one Redis', async (t) => {
   const redis = await startRedis(t)
   if (redis === null) return
-  const [a, b] = await startInstances(t, 2, { GATEWAYS: 'rtc,external', REDIS_URL: redis.url, EXTERNAL_API_KEYS: `ops=${API_KEY}` })
+  const env = { GATEWAYS: 'rtc,external', REDIS_URL: redis.url, EXTERNAL_API_KEYS: `ops=${API_KEY}`, REDIS_PRESENCE_TTL_MS: String(PRESENCE_TTL_MS) }
+  const [a, b] = await startInstances(t, 2, env)
   await Promise.all([a.waitReady(), b.waitReady()])
 
   t.test('a peer joining on B is told of the peer on A, and signals cross in both directions with from set', async (t) => {
@@ -63,4 +70,59 @@ t.test('rtc peers on two instances of one Redis', async (t) => {
       t.same(await peer.until((f) => f.op === 'event'), { op: 'event', room, event: 'mute', data: { all: true }, id: sent.body.id })
     }
   })
+
+  t.test('the peers of a killed instance leave: peer-left to the others, and no newcomer is told of them', async (t) => {
+    const room = 'public:crash'
+    const c = await startInstance(t, env, { name: 'C' })
+    await c.waitReady()
+    const alice = await connectRtc(t, a)
+    await joinRoom(alice, room)
+    const carol = await connectRtc(t, c)
+    t.same((await joinRoom(carol, room)).peers, [alice.peer], 'carol on C meets alice on A')
+    t.same(await alice.until((f) => f.op === 'peer-joined'), { op: 'peer-joined', room, peer: carol.peer })
+
+    await c.crash()
+    t.equal(await c.exited, 128 + 9, 'C was SIGKILLed: nothing announced that carol left')
+    t.same(await alice.until((f) => f.op === 'peer-left', PRESENCE_TTL_MS + 10_000), { op: 'peer-left', room, peer: carol.peer },
+      'alice hears carol leave once C\'s heartbeat has expired')
+
+    const dave = await connectRtc(t, a)
+    t.same((await joinRoom(dave, room)).peers, [alice.peer], 'a newcomer is not told of carol')
+    t.same(await alice.until((f) => f.op === 'peer-joined'), { op: 'peer-joined', room, peer: dave.peer })
+    t.equal(alice.all.filter((f) => f.op === 'peer-left').length, 1, 'carol\'s peer-left came once')
+  })
+})
+
+t.test('the Redis bus lists live instances by member-id prefix: a crashed one drops out after the expiry, a closed one at once', async (t) => {
+  const redis = await startRedis(t)
+  if (redis === null) return
+  const [a, b, c] = [1, 2, 3].map(() => {
+    const bus = new RedisBus({ redis: redis.url, keyPrefix: 'live', presenceTtlMs: 600, heartbeatMs: 150, commandTimeoutMs: 1000, maxBackoffMs: 200 })
+    const registry = new RoomRegistry({ bus })
+    t.after(() => registry.close())
+    return { bus, registry }
+  })
+  await Promise.all([a, b, c].map(async ({ bus }) => { await bus.waitReady(10_000) }))
+  t.equal(await a.registry.liveInstances(), null, 'unknown until this instance has been listed for a whole expiry')
+  t.equal(a.registry.instanceTtlMs, 600)
+  const prefixes = async () => [...(await a.registry.liveInstances()) ?? []].sort()
+  const all = [a, b, c].map(({ registry }) => registry.instanceId).sort()
+  await until(async () => (await prefixes()).length === 3, 5000, 'the three instances listed')
+  t.same(await prefixes(), all)
+
+  // a bus attached without the prefix learns it from the first member, and lists it before that member can act
+  const late = new RedisBus({ redis: redis.url, keyPrefix: 'live', presenceTtlMs: 600, heartbeatMs: 150 })
+  t.after(() => late.close())
+  late.attach({ deliver: () => {}, direct: () => false })
+  await late.waitReady(10_000)
+  late.memberJoined('room', { id: 'feed01.1', user: null, transport: 't', encoder: { name: 'n', encode: () => null }, deliver: () => {} })
+  await until(async () => (await prefixes()).includes('feed01'), 5000, 'the learnt prefix listed')
+  await late.close()
+  t.same(await prefixes(), all, 'and gone with its close')
+
+  c.bus.destroy()
+  await until(async () => (await prefixes()).length === 2, 5000, 'the crashed instance to drop out')
+  t.same(await prefixes(), [a.registry.instanceId, b.registry.instanceId].sort())
+  await b.registry.close()
+  t.same(await prefixes(), [a.registry.instanceId], 'a clean shutdown leaves the list at once')
 })

@@ -23,6 +23,9 @@ class ScriptedBus implements Bus {
   appendFails = false
   presence?: (room: string, local: Presence) => MaybePromise<Presence>
   direct: (to: string, message: unknown) => MaybePromise<boolean> = () => false
+  /** set by a test to play a bus that tracks instances */
+  liveInstances?: () => MaybePromise<ReadonlySet<string> | null>
+  instanceTtlMs?: number
   readonly directs: Array<{ to: string, message: any }> = []
 
   constructor () {
@@ -66,8 +69,17 @@ function handle (id: string): RtcPeerHandle & { sent: any[], open: boolean } {
   return { id, open: true, sent: [], send (frame: object) { this.sent.push(frame); return true } }
 }
 
-function setup (t: Test, options: { capacity?: number, discoveryTimeoutMs?: number } = {}) {
+interface SetupOptions {
+  capacity?: number
+  discoveryTimeoutMs?: number
+  livenessCheckMs?: number
+  /** prepares the bus before the registry and RtcRooms exist */
+  configure?: (bus: ScriptedBus) => void
+}
+
+function setup (t: Test, options: SetupOptions = {}) {
   const bus = new ScriptedBus()
+  options.configure?.(bus)
   const registry = new RoomRegistry({ bus })
   t.after(() => registry.close())
   const logs: Array<{ level: string, msg: string }> = []
@@ -75,7 +87,14 @@ function setup (t: Test, options: { capacity?: number, discoveryTimeoutMs?: numb
     debug: (_obj: object, msg: string) => { logs.push({ level: 'debug', msg }) },
     warn: (_obj: object, msg: string) => { logs.push({ level: 'warn', msg }) }
   }
-  const rooms = new RtcRooms({ registry, capacity: options.capacity ?? 8, discoveryTimeoutMs: options.discoveryTimeoutMs ?? 5000, log })
+  const rooms = new RtcRooms({
+    registry,
+    capacity: options.capacity ?? 8,
+    discoveryTimeoutMs: options.discoveryTimeoutMs ?? 5000,
+    ...(options.livenessCheckMs === undefined ? {} : { livenessCheckMs: options.livenessCheckMs }),
+    log
+  })
+  t.after(() => { rooms.close() })
   return { bus, registry, rooms, logs }
 }
 
@@ -271,4 +290,147 @@ t.test('controlRoomOf is a valid, fixed-length room name for any room, 128 chara
   const registry = new RoomRegistry()
   t.after(() => registry.close())
   t.doesNotThrow(() => registry.join(controlRoomOf(long), { id: 'x.1', user: null, transport: 't', encoder: { name: 'n', encode: () => null }, deliver: () => {} }))
+})
+
+/** Resolves once `check()` holds, re-checked every few ms; rejects after `timeoutMs`. */
+async function until (check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+const leftOf = (h: { sent: any[] }, peer: string) => h.sent.filter((f) => f.op === 'peer-left' && f.peer === peer).length
+
+t.test('peers of a crashed instance get one peer-left each, and a newcomer\'s joined leaves them out', async (t) => {
+  let live = new Set<string>()
+  const { bus, registry, rooms, logs } = setup(t, { livenessCheckMs: 0, configure: (b) => { b.liveInstances = () => live } })
+  live = new Set([registry.instanceId, 'near'])
+  const a = handle(`${registry.instanceId}.a`)
+  await join(rooms, a)
+  bus.remote('peer-joined', { room: ROOM, peer: 'far.2', control: 'far.c2' })
+  bus.remote('peer-joined', { room: ROOM, peer: 'near.3', control: 'near.c3' })
+  t.equal(await rooms.dropCrashed(), 1, 'the peer of the instance no longer alive is dropped')
+  t.same(a.sent.at(-1), { op: 'peer-left', room: ROOM, peer: 'far.2' })
+  t.same(rooms.peersOf(ROOM, a.id), ['near.3'])
+  t.ok(logs.some((l) => l.level === 'warn' && l.msg === 'rtc: peers of instances without heartbeat dropped'))
+  t.equal(await rooms.dropCrashed(), 0, 'a second check finds nothing more')
+  bus.remote('peer-left', { room: ROOM, peer: 'far.2' })
+  t.equal(leftOf(a, 'far.2'), 1, 'its own peer-left still in flight is not told twice')
+
+  // the crash is noticed by the newcomer's join, before the timer
+  bus.remote('peer-joined', { room: ROOM, peer: 'gone.4', control: 'gone.c4' })
+  const b = handle(`${registry.instanceId}.b`)
+  t.same(await join(rooms, b), { ok: true, peers: [a.id, 'near.3'] }, 'joined lists no peer of a crashed instance')
+  t.equal(leftOf(a, 'gone.4'), 1, 'and the peers already there hear it left')
+  t.equal(leftOf(b, 'gone.4'), 0)
+
+  // an instance taken for crashed that comes back: its peers are announced again and can leave again
+  live.add('far')
+  bus.remote('peer-joined', { room: ROOM, peer: 'far.2', control: 'far.c2' })
+  bus.remote('peer-left', { room: ROOM, peer: 'far.2' })
+  t.same([leftOf(a, 'far.2'), leftOf(b, 'far.2')], [2, 1])
+})
+
+t.test('while the bus cannot tell which instances are alive, no peer is dropped', async (t) => {
+  let answer: () => MaybePromise<ReadonlySet<string> | null> = () => null
+  const { bus, rooms, logs } = setup(t, { livenessCheckMs: 0, configure: (b) => { b.liveInstances = () => answer() } })
+  const a = handle('here.a')
+  await join(rooms, a)
+  bus.remote('peer-joined', { room: ROOM, peer: 'far.2', control: 'far.c2' })
+  t.equal(await rooms.dropCrashed(), 0, 'unknown (just reconnected)')
+  answer = () => Promise.reject(new Error('redis down'))
+  t.equal(await rooms.dropCrashed(), 0, 'failing')
+  t.ok(logs.some((l) => l.msg === 'rtc: live instances unknown'))
+  answer = () => { throw new Error('sync failure') }
+  t.equal(await rooms.dropCrashed(), 0, 'throwing')
+  t.same(await join(rooms, handle('here.b')), { ok: true, peers: [a.id, 'far.2'] }, 'a newcomer is told of every peer known')
+  t.equal(leftOf(a, 'far.2'), 0)
+})
+
+t.test('a peer announced while the liveness question is out is not judged by its answer', async (t) => {
+  let answer: (live: ReadonlySet<string>) => void = () => {}
+  let asked = 0
+  const { bus, registry, rooms } = setup(t, {
+    livenessCheckMs: 0,
+    configure: (b) => { b.liveInstances = () => { asked++; return new Promise((resolve) => { answer = resolve }) } }
+  })
+  const a = handle('here.a')
+  await join(rooms, a)
+  bus.remote('peer-joined', { room: ROOM, peer: 'far.2', control: 'far.c2' })
+  bus.remote('peer-joined', { room: ROOM, peer: 'far.3', control: 'far.c3' })
+  const checking = rooms.dropCrashed()
+  t.equal(await rooms.dropCrashed(), 0, 'one check at a time')
+  t.equal(asked, 1)
+  bus.remote('peer-joined', { room: ROOM, peer: 'late.5', control: 'late.c5' })
+  bus.remote('peer-left', { room: ROOM, peer: 'far.3' })
+  answer(new Set([registry.instanceId]))
+  t.equal(await checking, 1, 'only far.2: far.3 left meanwhile')
+  t.same([leftOf(a, 'far.2'), leftOf(a, 'far.3')], [1, 1])
+  t.same(rooms.peersOf(ROOM, a.id), ['late.5'], 'the newcomer of an instance listed after the question stays')
+})
+
+t.test('a join waits for the bus to tell which instances are alive; a connection that ends meanwhile gets nothing', async (t) => {
+  const answers: Array<(live: ReadonlySet<string>) => void> = []
+  const { bus, registry, rooms } = setup(t, {
+    livenessCheckMs: 0,
+    configure: (b) => { b.liveInstances = () => new Promise((resolve) => { answers.push(resolve) }) }
+  })
+  const a = handle('here.a')
+  await join(rooms, a)
+  bus.remote('peer-joined', { room: ROOM, peer: 'far.2', control: 'far.c2' })
+  bus.remote('peer-joined', { room: ROOM, peer: 'odd.3', control: 'odd' })
+  const b = handle('here.b')
+  const entering = join(rooms, b)
+  await until(() => answers.length === 1, 'the question')
+  answers[0](new Set([registry.instanceId, 'far']))
+  t.same(await entering, { ok: true, peers: [a.id, 'far.2'] }, 'a control id without a dot is an instance name of its own')
+  t.equal(leftOf(a, 'odd.3'), 1)
+
+  const c = handle('here.c')
+  const leaving = rooms.enter(c, ROOM)
+  await until(() => answers.length === 2, 'the second question')
+  rooms.leaveAll(c.id)
+  answers[1](new Set([registry.instanceId, 'far']))
+  t.same(await leaving, { ok: false, code: 'GONE' })
+})
+
+t.test('the memory of peers dropped for a crashed instance is bounded (1024 per room)', async (t) => {
+  const { bus, registry, rooms } = setup(t, { livenessCheckMs: 0, configure: (b) => { b.liveInstances = () => new Set([registry.instanceId]) } })
+  const a = handle('here.a')
+  await join(rooms, a)
+  for (let i = 0; i < 1030; i++) bus.remote('peer-joined', { room: ROOM, peer: `far.${i}`, control: `far.c${i}` })
+  t.equal(await rooms.dropCrashed(), 1030)
+  bus.remote('peer-left', { room: ROOM, peer: 'far.1029' })
+  t.equal(leftOf(a, 'far.1029'), 1, 'a recent one is remembered')
+  bus.remote('peer-left', { room: ROOM, peer: 'far.0' })
+  t.equal(leftOf(a, 'far.0'), 2, 'the oldest is forgotten: a late peer-left of it is passed on')
+})
+
+t.test('the liveness check runs every third of the bus\'s instance expiry until close; never with one instance', async (t) => {
+  let asked = 0
+  const { bus, registry, rooms } = setup(t, {
+    configure: (b) => {
+      b.instanceTtlMs = 60
+      b.liveInstances = () => { asked++; return new Set([registry.instanceId]) }
+    }
+  })
+  t.equal(registry.instanceTtlMs, 60)
+  const a = handle('here.a')
+  await join(rooms, a)
+  t.equal(await rooms.dropCrashed(), 0)
+  t.equal(asked, 0, 'nothing to ask about while no remote peer is known')
+  bus.remote('peer-joined', { room: ROOM, peer: 'far.2', control: 'far.c2' })
+  await until(() => leftOf(a, 'far.2') === 1, 'the timer to drop the peer of the crashed instance')
+  rooms.close()
+  bus.remote('peer-joined', { room: ROOM, peer: 'far.3', control: 'far.c3' })
+  const before = asked
+  t.equal(await rooms.dropCrashed(), 0, 'closed: nothing checked')
+  t.equal(asked, before)
+
+  const single = new RoomRegistry()
+  t.after(() => single.close())
+  t.equal(single.liveInstances(), null, 'the in-memory bus: no other instance to crash')
+  t.equal(single.instanceTtlMs, null)
 })

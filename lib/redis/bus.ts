@@ -55,9 +55,27 @@ interface Scripts {
   gwBeat (...args: Array<string | number>): Promise<number>
   gwPresence (...args: Array<string | number>): Promise<string[][]>
   gwList (...args: Array<string | number>): Promise<string[][]>
+  gwLive (...args: Array<string | number>): Promise<string[]>
 }
 
 type StreamEntry = [string, string[]]
+
+/**
+ * KEYS: live. ARGV: ttl ms, a member prefix or ''. Lists the prefix as alive now (server time, so clocks of the
+ * instances need not agree), forgets prefixes not listed within the last ttl, and returns the remaining ones.
+ * A list of its own because BEAT's `instances` holds bus ids, and member ids carry the registry's prefix instead.
+ */
+const LIVE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - ttl))
+if ARGV[2] ~= '' then
+  redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl * 4))
+end
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`
 
 interface PendingAppend {
   readonly input: PublishInput
@@ -94,6 +112,9 @@ interface Incoming {
  *   merges rooms sees strictly increasing ids). Remote events for rooms without local members are skipped unparsed.
  * - Presence: per instance and room a hash of member id → user, and per instance a hash room → count, all expiring
  *   `presenceTtlMs` after the last heartbeat, and a sorted set of live instances; a crashed instance fades out.
+ * - Liveness: the heartbeat also lists the registry's member-id prefix in `<prefix>:live` (scored by Redis time), so
+ *   `liveInstances()` tells which instances' members (rtc peers) still exist; an instance that misses heartbeats
+ *   for `presenceTtlMs` counts as crashed, exactly as for presence.
  * - Failure: no offline queue, so while Redis is unreachable `append` rejects at once with GW_BUS_UNAVAILABLE and
  *   `isReady()` is false; the clients reconnect with backoff, the subscription and presence are restored.
  */
@@ -119,7 +140,7 @@ export class RedisBus implements Bus {
   private readonly marginMs: number
   private readonly log: BusLogger | undefined
   private readonly scripts: Scripts
-  private readonly keys: { clock: string, instances: string, counts: string, events: string, reply: string }
+  private readonly keys: { clock: string, instances: string, live: string, counts: string, events: string, reply: string }
 
   private sink: BusSink | null = null
   private epoch = ''
@@ -129,6 +150,10 @@ export class RedisBus implements Bus {
   private commandDown = false
   private subscriberDown = false
   private directChannel: string | null = null
+  /** the registry's member-id prefix (from `attach`, else the first member) */
+  private memberPrefix: string | null = null
+  /** since when this instance has been listed without a break (null: not connected, or not listed yet) */
+  private listedSince: number | null = null
 
   private tokenSeq = 0
   private readonly pendingAppends = new Map<string, PendingAppend>()
@@ -165,6 +190,7 @@ export class RedisBus implements Bus {
     this.keys = {
       clock: `${p}:clock`,
       instances: `${p}:instances`,
+      live: `${p}:live`,
       counts: `${p}:pc:${this.id}`,
       events: `${p}:events`,
       reply: `${p}:reply:${this.id}`
@@ -179,11 +205,13 @@ export class RedisBus implements Bus {
     this.command.defineCommand('gwBeat', { lua: BEAT, numberOfKeys: 1 })
     this.command.defineCommand('gwPresence', { lua: PRESENCE, numberOfKeys: 1 })
     this.command.defineCommand('gwList', { lua: LIST, numberOfKeys: 1 })
+    this.command.defineCommand('gwLive', { lua: LIVE, numberOfKeys: 1 })
     this.scripts = this.command as unknown as Scripts
 
     this.command.on('ready', () => { this.onCommandReady() })
     this.command.on('close', () => {
       this.presenceDirty = true
+      this.listedSince = null
       this.onConnectionLost('command')
     })
     this.command.on('error', (err) => { this.onConnectionLost('command', err) })
@@ -201,6 +229,12 @@ export class RedisBus implements Bus {
 
   attach (sink: BusSink): void {
     this.sink = sink
+    if (sink.memberPrefix !== undefined) this.usePrefix(sink.memberPrefix)
+  }
+
+  /** A crashed instance leaves `liveInstances()` this long after its last heartbeat. */
+  get instanceTtlMs (): number {
+    return this.presenceTtlMs
   }
 
   /** True while both connections are up and the subscription is in place. */
@@ -512,15 +546,46 @@ export class RedisBus implements Bus {
 
   /** The registry names its members `<instance>.<n>`; direct messages for them arrive on that prefix's channel. */
   private learnPrefix (memberId: string): void {
-    if (this.directChannel !== null) return
+    if (this.memberPrefix !== null) return
     const dot = memberId.indexOf('.')
-    if (dot <= 0) return
-    this.directChannel = `${this.prefix}:direct:${memberId.slice(0, dot)}`
+    if (dot > 0) this.usePrefix(memberId.slice(0, dot))
+  }
+
+  private usePrefix (memberPrefix: string): void {
+    if (this.memberPrefix !== null) return
+    this.memberPrefix = memberPrefix
+    this.directChannel = `${this.prefix}:direct:${memberPrefix}`
+    if (this.command.status === 'ready' && !this.closed) {
+      // listed before anything this member does goes out on this connection (others judge its peers by the list)
+      this.scripts.gwLive(this.keys.live, this.presenceTtlMs, memberPrefix).catch(() => {})
+    }
     if (this.subscriber.status === 'ready') {
       this.subscriber.subscribe(this.directChannel).catch((err: Error) => {
         this.log?.warn({ err, bus: this.id }, 'redis bus: subscribe failed')
       })
     }
+  }
+
+  // ---- liveness ------------------------------------------------------------------------------------------------
+
+  /**
+   * Member-id prefixes of the instances with a heartbeat within `presenceTtlMs`, this one included. null until this
+   * instance has itself been listed for a whole `presenceTtlMs` since it (re)connected or found itself unlisted
+   * (Redis restarted or flushed): before that, a live instance may simply not have beaten again yet.
+   */
+  async liveInstances (): Promise<ReadonlySet<string> | null> {
+    const own = this.memberPrefix
+    const since = this.listedSince
+    if (this.closed || this.command.status !== 'ready' || own === null || since === null || Date.now() - since < this.presenceTtlMs) return null
+    let live: string[]
+    try {
+      live = await this.scripts.gwLive(this.keys.live, this.presenceTtlMs, '')
+    } catch {
+      return null
+    }
+    // not even this instance listed: the list was lost (flush) after its last beat and cannot be trusted yet
+    if (!live.includes(own) || this.listedSince !== since) return null
+    return new Set(live)
   }
 
   // ---- presence ------------------------------------------------------------------------------------------------
@@ -611,9 +676,13 @@ export class RedisBus implements Bus {
     if (this.beating || this.closed || this.command.status !== 'ready') return
     this.beating = true
     try {
-      const added = await this.scripts.gwBeat(this.keys.instances, this.id, this.presenceTtlMs)
+      const [added] = await Promise.all([
+        this.scripts.gwBeat(this.keys.instances, this.id, this.presenceTtlMs),
+        this.scripts.gwLive(this.keys.live, this.presenceTtlMs, this.memberPrefix ?? '')
+      ])
       // closed meanwhile: close has removed this instance's keys, do not write them again
       if (this.closed) return
+      if (this.command.status === 'ready' && (added === 1 || this.listedSince === null)) this.listedSince = Date.now()
       const pipe = this.command.pipeline()
       if (added === 1 || this.presenceDirty) {
         this.presenceDirty = false
@@ -698,6 +767,8 @@ export class RedisBus implements Bus {
     this.stop()
     if (this.command.status === 'ready') {
       const pipe = this.command.pipeline().zrem(this.keys.instances, this.id).del(this.keys.counts)
+      // the others drop this instance's rtc peers at once (those not announced as left by their connections' end)
+      if (this.memberPrefix !== null) pipe.zrem(this.keys.live, this.memberPrefix)
       for (const room of this.local.keys()) pipe.del(this.membersKey(room))
       await pipe.exec().catch(() => {})
     }

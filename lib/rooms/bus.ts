@@ -23,6 +23,15 @@ export interface Bus {
   memberLeft? (room: string, member: Member): void
   presence? (room: string, local: Presence): MaybePromise<Presence>
   list? (local: RoomSummary[]): MaybePromise<RoomSummary[]>
+  /**
+   * Member-id prefixes (`<prefix>.<n>`, see `RoomRegistry.nextMemberId`) of the instances alive now, this one
+   * included, so state kept about another instance's members (rtc peers) can be dropped once it has crashed.
+   * null while the bus cannot tell (not connected, or connected too recently to have seen every instance's
+   * heartbeat): then nothing may be judged dead.
+   */
+  liveInstances? (): MaybePromise<ReadonlySet<string> | null>
+  /** with `liveInstances`: how long a crashed instance stays listed after its last heartbeat */
+  readonly instanceTtlMs?: number
   /** true while the bus can publish (connected) */
   isReady (): boolean
   close (): Promise<void>
@@ -34,4 +43,6 @@ export interface BusSink {
   deliver (event: RoomEvent): void
   /** a direct message for a local member; false when no such member is here */
   direct (to: string, message: unknown): boolean
+  /** the prefix of the registry's member ids, known from the start (a bus that routes or tracks instances by it) */
+  readonly memberPrefix?: string
 }

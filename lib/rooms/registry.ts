@@ -46,7 +46,8 @@ export class RoomRegistry {
     this.onDeliveryError = options.onDeliveryError ?? (() => {})
     this.bus.attach({
       deliver: (event) => { this.deliverLocal(event) },
-      direct: (to, message) => this.directLocal(to, message)
+      direct: (to, message) => this.directLocal(to, message),
+      memberPrefix: this.instanceId
     })
   }
 
@@ -195,6 +196,19 @@ export class RoomRegistry {
     const local = this.rooms.get(room)
     const here: Presence = { members: local?.members.size ?? 0, users: [...(local?.users.keys() ?? [])] }
     return this.bus.presence?.(room, here) ?? here
+  }
+
+  /**
+   * Member-id prefixes of the instances alive now (this one included), or null when the bus cannot tell: always
+   * null with a bus of one instance (the in-memory bus), where no other instance can crash.
+   */
+  liveInstances (): MaybePromise<ReadonlySet<string> | null> {
+    return this.bus.liveInstances?.() ?? null
+  }
+
+  /** How long a crashed instance stays in `liveInstances()`; null when the bus does not track instances. */
+  get instanceTtlMs (): number | null {
+    return this.bus.liveInstances === undefined ? null : this.bus.instanceTtlMs ?? null
   }
 
   /** Retained events of `room` after `sinceId`, and whether that is every one of them. */

@@ -18,7 +18,10 @@ import { RtcFrames } from './signal.js'
  *   control member: "present"), so a newcomer learns the peers already there; it waits for them (until the directory
  *   holds as many peers as the control room's presence counts, at most `discoveryTimeoutMs`) before its `joined`;
  * - a `signal` goes with `registry.direct` to the target's control member, here or on another instance, which hands
- *   it to the target connection (or holds it until the target's `joined` has gone out).
+ *   it to the target connection (or holds it until the target's `joined` has gone out);
+ * - an instance that crashes announces nothing: with a bus that tracks instances (`registry.liveInstances()`) the
+ *   remote peers whose control member's prefix is no longer alive are dropped, with a `peer-left` to the local
+ *   peers of their room, on a timer and before each newcomer's `joined`.
  *
  * With the in-memory bus every step is synchronous and no waiting happens. Capacity counts rtc peers (not ws or SSE
  * members of the same room): the local directory or the control room's presence, whichever is larger.
@@ -43,6 +46,11 @@ export interface RtcRoomsOptions {
   capacity: number
   /** how long a newcomer waits for the peers of other instances to answer before its `joined` goes out */
   discoveryTimeoutMs: number
+  /**
+   * how often to look for peers of crashed instances; default a third of `registry.instanceTtlMs`, never with a bus
+   * that does not track instances (the in-memory bus); 0: only before a newcomer's `joined`
+   */
+  livenessCheckMs?: number
   log: RtcRoomsLog
 }
 
@@ -74,6 +82,8 @@ interface PresentMessage { rtc: 'present', room: string, peer: string, control: 
 interface SignalMessage { rtc: 'signal', room: string, from: string, data: unknown }
 
 const MAX_HELD = 256
+/** peers per room remembered as dropped for a crashed instance (see `departed`) */
+const MAX_DEPARTED = 1024
 const CONTROL_TRANSPORT = 'rtc-control'
 /** hands the event itself to the control members (nothing to encode) */
 const controlEncoder: Encoder<RoomEvent> = { name: 'rtc-control', encode: (event) => event }
@@ -81,6 +91,15 @@ const controlEncoder: Encoder<RoomEvent> = { name: 'rtc-control', encode: (event
 function isGone (entry: PeerEntry): boolean {
   return entry.phase === 'gone'
 }
+
+/** The instance part of a member id (`<instance>.<n>`). */
+function instanceOf (memberId: string): string {
+  const dot = memberId.indexOf('.')
+  return dot === -1 ? memberId : memberId.slice(0, dot)
+}
+
+/** A remote peer as the directory held it when a liveness question went out. */
+type Known = readonly [room: string, peer: string, control: string]
 
 /** The companion room that carries `peer-joined`/`peer-left` of rtc room `room` between instances. */
 export function controlRoomOf (room: string): string {
@@ -98,12 +117,32 @@ export class RtcRooms {
   private readonly remote = new Map<string, Map<string, string>>()
   /** peer id → room → entry */
   private readonly byPeer = new Map<string, Map<string, PeerEntry>>()
+  /**
+   * room → remote peers dropped because their instance stopped: a `peer-left` of theirs still in flight (an instance
+   * shutting down announces its peers and leaves the live list at about the same time) is not told twice
+   */
+  private readonly departed = new Map<string, Set<string>>()
+  private readonly livenessTimer: NodeJS.Timeout | null = null
+  private checking = false
+  private closed = false
 
   constructor (options: RtcRoomsOptions) {
     this.registry = options.registry
     this.capacity = options.capacity
     this.discoveryTimeoutMs = options.discoveryTimeoutMs
     this.log = options.log
+    const ttl = this.registry.instanceTtlMs
+    const every = options.livenessCheckMs ?? (ttl === null ? 0 : Math.max(Math.floor(ttl / 3), 10))
+    if (every > 0) {
+      this.livenessTimer = setInterval(() => { void this.dropCrashed() }, every)
+      this.livenessTimer.unref()
+    }
+  }
+
+  /** Stops the liveness timer (the peers themselves go with their connections). */
+  close (): void {
+    this.closed = true
+    if (this.livenessTimer !== null) clearInterval(this.livenessTimer)
   }
 
   /** True while `peer` is joining or in `room`. */
@@ -182,8 +221,16 @@ export class RtcRooms {
     }
     // the connection may have ended while this awaited (TypeScript cannot see that)
     if (isGone(entry)) return { ok: false, code: 'GONE' }
+    // asked alongside discovery (no extra wait), so `joined` does not list the peers of a crashed instance
+    const known = this.knownRemote(room)
+    const live = known.length === 0 ? null : this.askLive()
     await this.discover(entry)
     if (isGone(entry)) return { ok: false, code: 'GONE' }
+    if (live !== null) {
+      const answer = isPromise(live) ? await live : live
+      if (answer !== null) this.dropDead(known, answer)
+      if (isGone(entry)) return { ok: false, code: 'GONE' }
+    }
     return { ok: true, peers: this.peersOf(room, peer.id) }
   }
 
@@ -239,6 +286,78 @@ export class RtcRooms {
     })
   }
 
+  /**
+   * Drops the remote peers whose instance is no longer alive and tells the local peers of their rooms `peer-left`
+   * (once). Runs on the liveness timer; resolves how many were dropped (0 when the bus cannot tell).
+   */
+  async dropCrashed (): Promise<number> {
+    if (this.checking || this.closed) return 0
+    const known = this.knownRemote()
+    if (known.length === 0) return 0
+    this.checking = true
+    try {
+      const live = await this.askLive()
+      return live === null || this.closed ? 0 : this.dropDead(known, live)
+    } finally {
+      this.checking = false
+    }
+  }
+
+  /**
+   * Remote peers known now, in every room or one. Only these are judged by the answer to a question asked after
+   * this: an instance is listed alive before it announces anything, so a peer announced while the question is out
+   * is never mistaken for one of a crashed instance.
+   */
+  private knownRemote (only?: string): Known[] {
+    const known: Known[] = []
+    for (const [room, directory] of this.remote) {
+      if (only !== undefined && room !== only) continue
+      for (const [peer, control] of directory) known.push([room, peer, control])
+    }
+    return known
+  }
+
+  /** `registry.liveInstances()`, with a failure as "cannot tell". */
+  private askLive (): ReadonlySet<string> | null | Promise<ReadonlySet<string> | null> {
+    const failed = (err: unknown) => {
+      this.log.debug({ err }, 'rtc: live instances unknown')
+      return null
+    }
+    try {
+      const live = this.registry.liveInstances()
+      return isPromise(live) ? live.catch(failed) : live
+    } catch (err) {
+      return failed(err)
+    }
+  }
+
+  private dropDead (known: readonly Known[], live: ReadonlySet<string>): number {
+    let dropped = 0
+    const instances = new Set<string>()
+    for (const [room, peer, control] of known) {
+      const instance = instanceOf(control)
+      if (live.has(instance)) continue
+      const directory = this.remote.get(room)
+      // gone meanwhile (peer-left, a failed signal) or announced again with another control member
+      if (directory?.get(peer) !== control) continue
+      directory.delete(peer)
+      let departed = this.departed.get(room)
+      if (departed === undefined) {
+        departed = new Set()
+        this.departed.set(room, departed)
+      }
+      departed.add(peer)
+      if (departed.size > MAX_DEPARTED) departed.delete(departed.values().next().value as string)
+      for (const entry of this.local.get(room)?.values() ?? []) {
+        if (entry.phase === 'joined') entry.peer.send(RtcFrames.peerLeft(room, peer))
+      }
+      instances.add(instance)
+      dropped++
+    }
+    if (dropped > 0) this.log.warn({ dropped, instances: [...instances] }, 'rtc: peers of instances without heartbeat dropped')
+    return dropped
+  }
+
   /** A control event of `entry`'s room (from this instance or another). */
   private onControlEvent (entry: PeerEntry, event: RoomEvent): void {
     if (entry.phase === 'gone') return
@@ -251,11 +370,16 @@ export class RtcRooms {
       if (typeof data.control !== 'string') return
       if (!mine) {
         this.remote.get(entry.room)?.set(other, data.control)
+        this.departed.get(entry.room)?.delete(other)
         this.answerNewcomer(entry, data.control)
       }
       if (entry.phase === 'joined') entry.peer.send(RtcFrames.peerJoined(entry.room, other))
     } else if (event.event === 'peer-left') {
-      if (!mine) this.remote.get(entry.room)?.delete(other)
+      if (!mine) {
+        this.remote.get(entry.room)?.delete(other)
+        // already told when its instance was found gone
+        if (this.departed.get(entry.room)?.has(other) === true) return
+      }
       if (entry.phase === 'joined') entry.peer.send(RtcFrames.peerLeft(entry.room, other))
     }
   }
@@ -280,6 +404,7 @@ export class RtcRooms {
       if (directory === undefined) return
       const known = directory.has(m.peer)
       directory.set(m.peer, m.control)
+      this.departed.get(entry.room)?.delete(m.peer)
       if (entry.phase === 'joining') entry.wake?.()
       // answered after `joined` went out (discovery timed out): a late notice is better than none
       else if (!known) entry.peer.send(RtcFrames.peerJoined(entry.room, m.peer))
@@ -347,6 +472,7 @@ export class RtcRooms {
         // no peer here any more: this instance stops hearing the room's control events, so its directory would rot
         this.local.delete(room)
         this.remote.delete(room)
+        this.departed.delete(room)
       }
     }
     const rooms = this.byPeer.get(peer.id)
