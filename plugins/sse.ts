@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { ensureRooms } from './rooms.js'
 import { isFunction, parseOptions } from '../lib/options.js'
 import { createOriginPolicy } from '../lib/auth/origin.js'
-import { createRoomPolicy, type AuthorizeRoom } from '../lib/auth/policy.js'
+import { createRoomPolicy, withUserRoomPrivacy, type AuthorizeRoom } from '../lib/auth/policy.js'
 import type { Authenticate } from '../lib/auth/user.js'
 import { IpCounter } from '../lib/limits/ip-counter.js'
 import { SseHub } from '../lib/sse/hub.js'
@@ -43,7 +43,7 @@ async function sseGatewayPlugin (app: FastifyInstance, raw: SseOptions) {
   const options = parseOptions('fastify-gateways/sse', SseOptionsSchema, raw)
   const registry = await ensureRooms(app)
   const hub = new SseHub(options.heartbeatMs)
-  const authorizeJoin = options.authorizeJoin ?? createRoomPolicy({ publicRooms: options.publicRooms }).canJoin
+  const authorizeJoin = withUserRoomPrivacy(options.authorizeJoin ?? createRoomPolicy({ publicRooms: options.publicRooms }).canJoin)
 
   await app.register(async function sseScope (scope) {
     await scope.register(sseRoutes, {

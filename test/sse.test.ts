@@ -350,6 +350,16 @@ t.test('authorizeJoin decides rooms when given, and may answer asynchronously', 
   t.equal((await open('/sse?room=ok:1')).status, 200)
 })
 
+t.test('a user:<id> room stays private to its user even when a host rule allows every room', async (t) => {
+  const { port, open } = await startApp(t, {
+    authorizeJoin: async () => true,
+    authenticate: async (token) => token === null ? null : { id: token }
+  })
+  t.equal((await request(port, 'GET', '/sse?room=user:99')).status, 403, 'anonymous')
+  t.equal((await request(port, 'GET', '/sse?room=user:99&token=42')).status, 403, 'another user')
+  t.equal((await open('/sse?room=user:42&token=42')).status, 200, 'its own user')
+})
+
 t.test('a missing, invalid or excess room is refused with 400', async (t) => {
   const { port } = await startApp(t, { maxRoomsPerStream: 2 })
   t.match(await request(port, 'GET', '/sse'), { status: 400, body: { code: 'GW_SSE_NO_ROOM' } })

@@ -32,3 +32,16 @@ export function createRoomPolicy (options: RoomPolicyOptions = {}): RoomPolicy {
     canPublish: (user, room) => publishRooms.matches(room) && canJoin(user, room)
   }
 }
+
+/** True when `room` is a private `user:<id>` room that `user` does not own. */
+export function isOthersUserRoom (user: GatewayUser | null, room: string): boolean {
+  return room.startsWith('user:') && (user === null || room !== `user:${user.id}`)
+}
+
+/**
+ * A host's join rule with the protocol's privacy rule on top: `user:<id>` is only ever joinable by the user whose id
+ * it is, whatever the host's rule says. Every transport (ws, sse, rtc) joins through this.
+ */
+export function withUserRoomPrivacy (authorizeJoin: AuthorizeRoom): (user: GatewayUser | null, room: string) => Promise<boolean> {
+  return async (user, room) => !isOthersUserRoom(user, room) && (await authorizeJoin(user, room)) === true
+}

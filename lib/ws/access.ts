@@ -1,4 +1,4 @@
-import { createRoomPolicy, type AuthorizeRoom } from '../auth/policy.js'
+import { createRoomPolicy, withUserRoomPrivacy, type AuthorizeRoom } from '../auth/policy.js'
 import { compileGlobs } from '../rooms/names.js'
 import type { GatewayUser } from '../auth/user.js'
 
@@ -23,12 +23,8 @@ export interface RoomAccess {
  */
 export function createRoomAccess (options: RoomAccessOptions = {}): RoomAccess {
   const policy = createRoomPolicy({ publicRooms: options.publicRooms, clientPublishRooms: options.clientPublishRooms })
-  const join = options.authorizeJoin ?? policy.canJoin
+  const canJoin = withUserRoomPrivacy(options.authorizeJoin ?? policy.canJoin)
   const publishGlobs = compileGlobs(options.clientPublishRooms ?? [])
-  const canJoin = async (user: GatewayUser | null, room: string): Promise<boolean> => {
-    if (room.startsWith('user:') && (user === null || room !== `user:${user.id}`)) return false
-    return (await join(user, room)) === true
-  }
   const publish = options.authorizePublish
   const canPublish = publish === undefined
     ? async (user: GatewayUser | null, room: string) => publishGlobs.matches(room) && await canJoin(user, room)
