@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { GatewayErrors } from '../lib/errors.js'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { externalGateway, type ExternalOptions } from '../plugins/external.js'
@@ -320,6 +321,20 @@ t.test('a failed publish answers 500 and its Idempotency-Key can be retried', as
   const retried = await call('POST', '/api/rooms/r/events', request)
   t.equal(retried.status, 202)
   t.equal(retried.headers.get('idempotency-replayed'), null, 'the failure was not stored')
+  t.equal(m.received.length, 1)
+})
+
+t.test('a publish the bus cannot take answers 503 and can be retried with its Idempotency-Key', async (t) => {
+  const { app, call } = await start(t)
+  const m = member(app, 'r')
+  const original = app.rooms.publish.bind(app.rooms)
+  app.rooms.publish = (() => Promise.reject(new GatewayErrors.BUS_UNAVAILABLE('redis is not connected'))) as typeof app.rooms.publish
+  const request = { key: ALPHA, body: { event: 'e' }, headers: { 'idempotency-key': 'k-503' } }
+  const failed = await call('POST', '/api/rooms/r/events', request)
+  t.equal(failed.status, 503, JSON.stringify(failed.json))
+  t.match(failed.json, { statusCode: 503, code: 'GW_BUS_UNAVAILABLE' })
+  app.rooms.publish = original
+  t.equal((await call('POST', '/api/rooms/r/events', request)).status, 202)
   t.equal(m.received.length, 1)
 })
 

@@ -82,6 +82,7 @@ export function buildOpenApi (options: OpenApiOptions): Json {
           ...error(413, `the body is over ${options.bodyLimit} bytes`),
           ...error(415, 'the body is not application/json'),
           ...error(422, 'this Idempotency-Key was used for a different request'),
+          ...error(503, 'the room bus (Redis) is unavailable: nothing was published; retry later'),
           ...common(true)
         }
       }
@@ -163,7 +164,7 @@ export function buildOpenApi (options: OpenApiOptions): Json {
       title: options.title ?? 'fastify-gateways external API',
       version: options.version ?? '1.0.0',
       description: 'Publish to rooms, read presence and deliver signed webhooks. Errors answer ' +
-        '`{"statusCode","error","message"}`.'
+        '`{"statusCode","code","error","message"}` (`code` is stable, e.g. `GW_INVALID_ROOM`).'
     },
     paths,
     components: {
