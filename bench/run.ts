@@ -4,7 +4,12 @@ import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const benches: Record<string, { file: string, flags: string[] }> = {
-  registry: { file: 'registry.ts', flags: ['--expose-gc', '--min-semi-space-size=256', '--max-semi-space-size=256'] }
+  registry: { file: 'registry.ts', flags: ['--expose-gc', '--min-semi-space-size=256', '--max-semi-space-size=256'] },
+  // fan-out: the driver starts each server (pinned to CPU 0, --expose-gc) and its client processes (CPU 1) itself
+  'ws-fanout': { file: 'ws-fanout.ts', flags: [] },
+  'sse-fanout': { file: 'sse-fanout.ts', flags: [] },
+  'redis-bus': { file: 'redis-bus.ts', flags: [] },
+  'redis-instances': { file: 'redis-instances.ts', flags: [] }
 }
 
 const chosen = process.argv.slice(2).filter((a) => !a.startsWith('-'))
