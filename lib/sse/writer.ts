@@ -1,3 +1,5 @@
+import { corkForTick } from '../io/cork.js'
+
 /**
  * Where a stream's bytes go: the response's socket (HTTP/1.x, after the head is flushed) or the response itself
  * (HTTP/2). Both are Node writables; only these three calls are used.
@@ -53,6 +55,7 @@ export class SseWriter {
       }
       return true
     }
+    corkForTick(this.target)
     if (!this.target.write(chunk)) this.wait()
     return true
   }

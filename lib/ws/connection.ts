@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws'
 import type { z } from 'zod'
+import { corkForTick, whenUncorked } from '../io/cork.js'
 import type { GatewayUser } from '../auth/user.js'
 import type { RoomRegistry } from '../rooms/registry.js'
 import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/types.js'
@@ -173,8 +174,12 @@ export class SocketConnection {
   /** Writes one pre-framed `event` (the same Buffer every member gets). */
   deliverFrame (wire: WireFrame): void {
     if (!this.open) return
-    if (this.raw !== null) this.raw.write(wire.frame)
-    else this.socket.send(wire.payload, { binary: false })
+    if (this.raw !== null) {
+      corkForTick(this.raw)
+      this.raw.write(wire.frame)
+    } else {
+      this.socket.send(wire.payload, { binary: false })
+    }
     this.checkBuffer()
   }
 
@@ -280,7 +285,11 @@ export class SocketConnection {
     this.deliverFrame(wire)
   }
 
+  private readonly checkBufferLater = () => { this.checkBuffer() }
+
   private checkBuffer (): boolean {
+    // corked for this tick, every byte written in it counts as unsent: judge the buffer once they are flushed
+    if (this.open && whenUncorked(this.raw, this.checkBufferLater)) return true
     if (this.socket.bufferedAmount <= this.options.limits.sendBufferBytes) return true
     this.options.log.info({ conn: this.id, bufferedAmount: this.socket.bufferedAmount }, 'client reads too slowly: closed with 1013')
     this.close(1013, 'send buffer full')
