@@ -1,35 +1,49 @@
 import { Socket } from 'node:net'
 
-/** sockets corked by corkForTick in this tick, with what runs once they are uncorked */
-const corked = new WeakMap<Socket, Set<() => void>>()
+const CORKED = Symbol('corkedForTick')
+type Corkable = Socket & { [CORKED]?: boolean }
+
+/** sockets corked in this tick, and buffer checks waiting for them: one nextTick flushes them all */
+const corked: Corkable[] = []
+const afterFlush: Array<() => void> = []
+let scheduled = false
 
 /**
  * Corks `socket` until the end of the current tick, so a burst of publishes in one tick leaves each connection as one
  * `writev` instead of one syscall per event (node:http's `res.write` does the same). Only plain sockets: an HTTP/2
- * stream or a test double is left alone, and a socket someone else corked stays theirs.
+ * stream or a test double is left alone, and a socket someone else corked stays theirs. One `nextTick` per tick
+ * uncorks every socket corked in it, so a lone publish costs no more than an uncorked write.
  */
 export function corkForTick (target: unknown): void {
-  if (!(target instanceof Socket) || corked.has(target) || target.writableCorked > 0 || target.destroyed) return
-  target.cork()
-  corked.set(target, new Set())
-  process.nextTick(uncork, target)
+  if (!(target instanceof Socket)) return
+  const socket = target as Corkable
+  if (socket[CORKED] === true || socket.writableCorked > 0 || socket.destroyed) return
+  socket.cork()
+  socket[CORKED] = true
+  corked.push(socket)
+  if (!scheduled) {
+    scheduled = true
+    process.nextTick(flush)
+  }
 }
 
-/**
- * While a socket is corked for the tick, everything written to it counts as unsent (`writableLength`), so a send
- * buffer bound must be checked after the uncork: registers `check` to run once then and returns true; returns false
- * when the socket is not corked here (check now).
- */
-export function whenUncorked (target: unknown, check: () => void): boolean {
-  const callbacks = target instanceof Socket ? corked.get(target) : undefined
-  if (callbacks === undefined) return false
-  callbacks.add(check)
-  return true
+/** True while `target` is corked by corkForTick: whatever was written to it this tick still counts as unsent. */
+export function isCorkedForTick (target: unknown): boolean {
+  return target instanceof Socket && (target as Corkable)[CORKED] === true
 }
 
-function uncork (socket: Socket): void {
-  const callbacks = corked.get(socket)
-  corked.delete(socket)
-  socket.uncork()
-  for (const check of callbacks ?? []) check()
+/** Runs `check` once this tick's corked sockets are flushed (a send-buffer bound judged on what really waits). */
+export function afterCorkedFlush (check: () => void): void {
+  afterFlush.push(check)
+}
+
+function flush (): void {
+  scheduled = false
+  const sockets = corked.splice(0)
+  for (const socket of sockets) {
+    socket[CORKED] = false
+    socket.uncork()
+  }
+  const checks = afterFlush.splice(0)
+  for (const check of checks) check()
 }

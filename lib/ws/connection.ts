@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws'
 import type { z } from 'zod'
-import { corkForTick, whenUncorked } from '../io/cork.js'
+import { afterCorkedFlush, corkForTick, isCorkedForTick } from '../io/cork.js'
 import type { GatewayUser } from '../auth/user.js'
 import type { RoomRegistry } from '../rooms/registry.js'
 import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/types.js'
@@ -285,11 +285,21 @@ export class SocketConnection {
     this.deliverFrame(wire)
   }
 
-  private readonly checkBufferLater = () => { this.checkBuffer() }
+  private checkLater = false
+  private readonly checkBufferLater = () => {
+    this.checkLater = false
+    this.checkBuffer()
+  }
 
   private checkBuffer (): boolean {
     // corked for this tick, every byte written in it counts as unsent: judge the buffer once they are flushed
-    if (this.open && whenUncorked(this.raw, this.checkBufferLater)) return true
+    if (this.open && isCorkedForTick(this.raw)) {
+      if (!this.checkLater) {
+        this.checkLater = true
+        afterCorkedFlush(this.checkBufferLater)
+      }
+      return true
+    }
     if (this.socket.bufferedAmount <= this.options.limits.sendBufferBytes) return true
     this.options.log.info({ conn: this.id, bufferedAmount: this.socket.bufferedAmount }, 'client reads too slowly: closed with 1013')
     this.close(1013, 'send buffer full')
