@@ -8,7 +8,7 @@ import type { ConnectionLimits, OpHandler, SocketConnection } from '../lib/ws/co
 import { ServerFrames, type Ref } from '../lib/ws/protocol.js'
 import { RtcRooms, type SignalOutcome } from '../lib/rtc/peers.js'
 import { RtcFrames, RtcJoinFrame, RtcLeaveFrame, signalFrameSchema, type SignalFrame } from '../lib/rtc/signal.js'
-import { socketRoute, type SocketRoute } from './ws-connection.js'
+import { admitJoin, socketRoute, type SocketRoute } from './ws-connection.js'
 
 export interface RtcRoutesOptions {
   path: string
@@ -55,21 +55,7 @@ export async function rtcRoutes (scope: FastifyInstance, options: RtcRoutesOptio
         conn.send(RtcFrames.joined(room, conn.id, peers.peersOf(room, conn.id), ref))
         return
       }
-      if (conn.rooms.size >= limits.maxRoomsPerConnection) {
-        conn.fail('FORBIDDEN', `a connection may be in at most ${limits.maxRoomsPerConnection} rooms`, ref)
-        return
-      }
-      let allowed: boolean
-      try {
-        allowed = await access.canJoin(conn.user, room)
-      } catch (err) {
-        scope.log.error({ err, room, conn: conn.id }, 'authorizeJoin failed')
-        allowed = false
-      }
-      if (!allowed) {
-        conn.fail('FORBIDDEN', `room ${room} is not allowed`, ref)
-        return
-      }
+      if (!await admitJoin(conn, room, ref, { access, maxRooms: limits.maxRoomsPerConnection, log: scope.log })) return
       const entered = await peers.enter(conn, room)
       if (!entered.ok) {
         if (entered.code !== 'GONE') conn.fail(entered.code, entered.message, ref)

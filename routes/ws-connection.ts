@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import websocket from '@fastify/websocket'
 import type {} from '@fastify/websocket'
 import type { WebSocket } from 'ws'
@@ -11,6 +11,8 @@ import { IpCounter } from '../lib/limits/ip-counter.js'
 import { GatewayErrors } from '../lib/errors.js'
 import type { RoomRegistry } from '../lib/rooms/registry.js'
 import { SocketConnection, type ConnectionLimits, type OpHandler } from '../lib/ws/connection.js'
+import type { RoomAccess } from '../lib/ws/access.js'
+import type { Ref } from '../lib/ws/protocol.js'
 
 /**
  * The Fastify side of a socket gateway (ws, rtc), shared so each gateway only writes its ops.
@@ -224,4 +226,25 @@ function addressOf (request: FastifyRequest): string {
 function authFailure (err: unknown): string {
   const e = err as { statusCode?: number, message?: unknown }
   return e?.statusCode === 401 && typeof e.message === 'string' ? e.message : 'invalid token'
+}
+
+/**
+ * The admission of a `join` shared by ws and rtc: within the connection's rooms limit and allowed by `access`;
+ * otherwise `FORBIDDEN` (with `ref`) and false. A join rule that throws counts as a refusal, and is logged.
+ */
+export async function admitJoin (conn: SocketConnection, room: string, ref: Ref | undefined,
+  options: { access: RoomAccess, maxRooms: number, log: FastifyBaseLogger }): Promise<boolean> {
+  if (!conn.rooms.has(room) && conn.rooms.size >= options.maxRooms) {
+    conn.fail('FORBIDDEN', `a connection may be in at most ${options.maxRooms} rooms`, ref)
+    return false
+  }
+  let allowed: boolean
+  try {
+    allowed = await options.access.canJoin(conn.user, room)
+  } catch (err) {
+    options.log.error({ err, room, conn: conn.id }, 'authorizeJoin failed')
+    allowed = false
+  }
+  if (!allowed) conn.fail('FORBIDDEN', `room ${room} is not allowed`, ref)
+  return allowed
 }

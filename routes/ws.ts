@@ -6,7 +6,7 @@ import type { ConnectionLimits, OpHandler } from '../lib/ws/connection.js'
 import {
   JoinFrame, LeaveFrame, PublishFrame, ServerFrames
 } from '../lib/ws/protocol.js'
-import { socketRoute, type SocketRoute } from './ws-connection.js'
+import { admitJoin, socketRoute, type SocketRoute } from './ws-connection.js'
 
 export interface WsRoutesOptions {
   path: string
@@ -27,21 +27,7 @@ export async function wsRoutes (scope: FastifyInstance, options: WsRoutesOptions
   const join: OpHandler<JoinFrame> = {
     schema: JoinFrame,
     async handle ({ room, since }, conn, ref) {
-      if (!conn.rooms.has(room) && conn.rooms.size >= limits.maxRoomsPerConnection) {
-        conn.fail('FORBIDDEN', `a connection may be in at most ${limits.maxRoomsPerConnection} rooms`, ref)
-        return
-      }
-      let allowed: boolean
-      try {
-        allowed = await access.canJoin(conn.user, room)
-      } catch (err) {
-        scope.log.error({ err, room, conn: conn.id }, 'authorizeJoin failed')
-        allowed = false
-      }
-      if (!allowed) {
-        conn.fail('FORBIDDEN', `room ${room} is not allowed`, ref)
-        return
-      }
+      if (!await admitJoin(conn, room, ref, { access, maxRooms: limits.maxRoomsPerConnection, log: scope.log })) return
       await conn.joinRoom(room, {
         ...(since === undefined ? {} : { since }),
         announce: (recovered) => { conn.send(ServerFrames.joined(room, ref, recovered)) }
