@@ -2,43 +2,31 @@ import fp from 'fastify-plugin'
 import { z } from 'zod'
 import type { FastifyInstance } from 'fastify'
 import type {} from '@fastify/websocket'
-import { parseOptions, isFunction } from '../lib/options.js'
-import type { Authenticate } from '../lib/auth/user.js'
-import type { AuthorizeRoom } from '../lib/auth/policy.js'
+import { parseOptions } from '../lib/options.js'
 import { createRoomAccess } from '../lib/ws/access.js'
+import { fnOption, intOption, pathOption, socketOptionsShape } from '../lib/ws/options.js'
 import type { RtcRooms } from '../lib/rtc/peers.js'
 import { ensureRooms } from './rooms.js'
 import { ensureWebsocket, type SocketRoute } from '../routes/ws-connection.js'
 import { rtcRoutes } from '../routes/rtc.js'
 import { iceServersRoute } from '../routes/rtc-ice.js'
 
-const int = (min: number, max: number, fallback: number) => z.number().int().min(min).max(max).default(fallback)
-const fn = <T>(what: string) => z.custom<T>(isFunction, { message: `must be a function ${what}` }).optional()
-const path = z.string().regex(/^\/\S*$/, { message: 'must be a path starting with /' })
-
 const RtcOptions = z.strictObject({
   /** the signaling socket's upgrade route */
-  path: path.default('/rtc'),
+  path: pathOption.default('/rtc'),
   /** the ICE server list route; false: none */
-  iceServersPath: z.union([path, z.literal(false)]).default('/rtc/ice-servers'),
-  /** (token | null, request) => user | null; throwing refuses (401 before the upgrade and on the ICE route) */
-  authenticate: fn<Authenticate>('(token, request) => user | null'),
-  /** (user, room) => boolean; default: own user:<id>, the token's rooms claim, publicRooms */
-  authorizeJoin: fn<AuthorizeRoom>('(user, room) => boolean'),
-  /** Origins allowed besides same-origin; '*' allows every origin */
-  allowedOrigins: z.array(z.string().min(1)).default([]),
-  /** globs anyone may join (used when authorizeJoin is not given) */
-  publicRooms: z.array(z.string().min(1)).default(['public:*']),
+  iceServersPath: z.union([pathOption, z.literal(false)]).default('/rtc/ice-servers'),
+  ...socketOptionsShape,
   /** rtc peers a room may hold (a full mesh grows with the square of it) */
-  roomCapacity: int(2, 10_000, 8),
+  roomCapacity: intOption(2, 10_000, 8),
   /** signals per second per connection, sustained */
   signalRatePerSec: z.number().positive().max(1_000_000).default(50),
   /** signals a connection may send in a burst (ICE gathering sends many at once); default max(100, 2 × rate) */
   signalBurst: z.number().int().min(1).max(1_000_000).optional(),
   /** largest `data` of one signal, in bytes of JSON */
-  maxSignalBytes: int(256, 16 * 1024 * 1024, 32_768),
+  maxSignalBytes: intOption(256, 16 * 1024 * 1024, 32_768),
   /** how long a join waits for the peers on other instances to make themselves known (a bus between instances) */
-  discoveryTimeoutMs: int(0, 60_000, 1000),
+  discoveryTimeoutMs: intOption(0, 60_000, 1000),
   /** STUN URLs served by the ICE route */
   stunUrls: z.array(z.string().regex(/^stuns?:\S+$/, { message: 'must start with stun: or stuns:' })).default([]),
   /** TURN URLs served by the ICE route, with time-limited credentials (needs turnSecret) */
@@ -46,18 +34,9 @@ const RtcOptions = z.strictObject({
   /** the TURN server's shared secret (coturn: static-auth-secret with use-auth-secret) */
   turnSecret: z.string().min(1).optional(),
   /** lifetime of TURN credentials in seconds */
-  turnTtlS: int(60, 7 * 24 * 3600, 3600),
-  maxPayload: int(64, 64 * 1024 * 1024, 65_536),
-  pingMs: int(10, 3_600_000, 25_000),
-  maxRoomsPerConnection: int(1, 1_000_000, 100),
-  maxConnectionsPerIp: int(1, 10_000_000, 1000),
-  ratePerSec: z.number().positive().max(1_000_000).default(50),
-  rateBurst: int(1, 1_000_000, 100),
-  sendBufferBytes: int(1024, 1024 * 1024 * 1024, 1024 * 1024),
-  /** how long a closing socket (1001 at shutdown, 1013 for a slow reader) may take before it is destroyed */
-  closeTimeoutMs: int(10, 600_000, 3000),
+  turnTtlS: intOption(60, 7 * 24 * 3600, 3600),
   /** receives the socket route and the peer bookkeeping once they exist (tests, metrics) */
-  onRoute: fn<(route: SocketRoute, peers: RtcRooms) => void>('(route, peers) => void')
+  onRoute: fnOption<(route: SocketRoute, peers: RtcRooms) => void>('(route, peers) => void')
 }).refine((o) => o.turnUrls.length === 0 || o.turnSecret !== undefined, {
   message: 'is required with turnUrls: TURN entries carry time-limited credentials made with it',
   path: ['turnSecret']
