@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import type {} from '@fastify/websocket'
 import { parseOptions } from '../lib/options.js'
 import { createRoomAccess } from '../lib/ws/access.js'
-import { fnOption, intOption, pathOption, socketOptionsShape } from '../lib/ws/options.js'
+import { fnOption, intOption, pathOption, socketOptionsShape, socketRouteBase } from '../lib/ws/options.js'
 import type { RtcRooms } from '../lib/rtc/peers.js'
 import { ensureRooms } from './rooms.js'
 import { ensureWebsocket, type SocketRoute } from '../routes/ws-connection.js'
@@ -66,18 +66,7 @@ async function rtcSignalGatewayPlugin (app: FastifyInstance, raw: RtcSignalGatew
       path: options.path,
       registry,
       access,
-      ...authenticate,
-      allowedOrigins: options.allowedOrigins,
-      limits: {
-        maxPayload: options.maxPayload,
-        pingMs: options.pingMs,
-        maxConnectionsPerIp: options.maxConnectionsPerIp,
-        maxRoomsPerConnection: options.maxRoomsPerConnection,
-        ratePerSec: options.ratePerSec,
-        rateBurst: options.rateBurst,
-        sendBufferBytes: options.sendBufferBytes
-      },
-      closeTimeoutMs: options.closeTimeoutMs,
+      ...socketRouteBase(options),
       roomCapacity: options.roomCapacity,
       signalRatePerSec: options.signalRatePerSec,
       signalBurst: options.signalBurst ?? Math.max(100, Math.ceil(2 * options.signalRatePerSec)),

@@ -5,7 +5,7 @@ import type {} from '@fastify/websocket'
 import { parseOptions } from '../lib/options.js'
 import type { AuthorizeRoom } from '../lib/auth/policy.js'
 import { createRoomAccess } from '../lib/ws/access.js'
-import { fnOption, pathOption, socketOptionsShape } from '../lib/ws/options.js'
+import { fnOption, pathOption, socketOptionsShape, socketRouteBase } from '../lib/ws/options.js'
 import { ensureRooms } from './rooms.js'
 import { ensureWebsocket } from '../routes/ws-connection.js'
 import { wsRoutes } from '../routes/ws.js'
@@ -40,18 +40,7 @@ async function wsGatewayPlugin (app: FastifyInstance, raw: WsGatewayOptions) {
     path: options.path,
     registry,
     access,
-    ...(options.authenticate === undefined ? {} : { authenticate: options.authenticate }),
-    allowedOrigins: options.allowedOrigins,
-    limits: {
-      maxPayload: options.maxPayload,
-      pingMs: options.pingMs,
-      maxConnectionsPerIp: options.maxConnectionsPerIp,
-      maxRoomsPerConnection: options.maxRoomsPerConnection,
-      ratePerSec: options.ratePerSec,
-      rateBurst: options.rateBurst,
-      sendBufferBytes: options.sendBufferBytes
-    },
-    closeTimeoutMs: options.closeTimeoutMs
+    ...socketRouteBase(options)
   })
 }
 

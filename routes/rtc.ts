@@ -1,23 +1,19 @@
 import type { FastifyInstance } from 'fastify'
-import type { Authenticate } from '../lib/auth/user.js'
+import type { SocketRouteBase } from '../lib/ws/options.js'
 import type { RoomRegistry } from '../lib/rooms/registry.js'
 import { isPromise } from '../lib/rooms/types.js'
 import { TokenBucket } from '../lib/limits/token-bucket.js'
 import type { RoomAccess } from '../lib/ws/access.js'
-import type { ConnectionLimits, OpHandler, SocketConnection } from '../lib/ws/connection.js'
+import type { OpHandler, SocketConnection } from '../lib/ws/connection.js'
 import { ServerFrames, type Ref } from '../lib/ws/protocol.js'
 import { RtcRooms, type SignalOutcome } from '../lib/rtc/peers.js'
 import { RtcFrames, RtcJoinFrame, RtcLeaveFrame, signalFrameSchema, type SignalFrame } from '../lib/rtc/signal.js'
 import { admitJoin, socketRoute, type SocketRoute } from './ws-connection.js'
 
-export interface RtcRoutesOptions {
+export interface RtcRoutesOptions extends SocketRouteBase {
   path: string
   registry: RoomRegistry
   access: RoomAccess
-  authenticate?: Authenticate
-  allowedOrigins: readonly string[]
-  limits: ConnectionLimits & { pingMs: number, maxConnectionsPerIp: number, maxRoomsPerConnection: number }
-  closeTimeoutMs: number
   /** rtc peers per room */
   roomCapacity: number
   /** signals per second per connection, sustained, and in a burst */

@@ -1,21 +1,17 @@
 import type { FastifyInstance } from 'fastify'
-import type { Authenticate } from '../lib/auth/user.js'
+import type { SocketRouteBase } from '../lib/ws/options.js'
 import type { RoomRegistry } from '../lib/rooms/registry.js'
 import type { RoomAccess } from '../lib/ws/access.js'
-import type { ConnectionLimits, OpHandler } from '../lib/ws/connection.js'
+import type { OpHandler } from '../lib/ws/connection.js'
 import {
   JoinFrame, LeaveFrame, PublishFrame, ServerFrames
 } from '../lib/ws/protocol.js'
 import { admitJoin, socketRoute, type SocketRoute } from './ws-connection.js'
 
-export interface WsRoutesOptions {
+export interface WsRoutesOptions extends SocketRouteBase {
   path: string
   registry: RoomRegistry
   access: RoomAccess
-  authenticate?: Authenticate
-  allowedOrigins: readonly string[]
-  limits: ConnectionLimits & { pingMs: number, maxConnectionsPerIp: number, maxRoomsPerConnection: number }
-  closeTimeoutMs: number
   /** receives the route once it exists (open connections, for tests and metrics) */
   onRoute?: (route: SocketRoute) => void
 }

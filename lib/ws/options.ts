@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { isFunction } from '../options.js'
 import type { Authenticate } from '../auth/user.js'
 import type { AuthorizeRoom } from '../auth/policy.js'
+import type { ConnectionLimits } from './connection.js'
 
 /** a whole number option within bounds, with its default */
 export const intOption = (min: number, max: number, fallback: number) => z.number().int().min(min).max(max).default(fallback)
@@ -29,4 +30,34 @@ export const socketOptionsShape = {
   sendBufferBytes: intOption(1024, 1024 * 1024 * 1024, 1024 * 1024),
   /** how long a closing socket (1001 at shutdown, 1013 for a slow reader) may take before it is destroyed */
   closeTimeoutMs: intOption(10, 600_000, 3000)
+}
+
+export type SocketOptions = z.output<z.ZodObject<typeof socketOptionsShape>>
+
+/** The limits a socket route enforces per connection and per address. */
+export type SocketLimits = ConnectionLimits & { pingMs: number, maxConnectionsPerIp: number, maxRoomsPerConnection: number }
+
+/** What every socket route (ws, rtc) takes from the shared options, the same way. */
+export interface SocketRouteBase {
+  authenticate?: Authenticate
+  allowedOrigins: readonly string[]
+  limits: SocketLimits
+  closeTimeoutMs: number
+}
+
+export function socketRouteBase (options: SocketOptions): SocketRouteBase {
+  return {
+    ...(options.authenticate === undefined ? {} : { authenticate: options.authenticate }),
+    allowedOrigins: options.allowedOrigins,
+    limits: {
+      maxPayload: options.maxPayload,
+      pingMs: options.pingMs,
+      maxConnectionsPerIp: options.maxConnectionsPerIp,
+      maxRoomsPerConnection: options.maxRoomsPerConnection,
+      ratePerSec: options.ratePerSec,
+      rateBurst: options.rateBurst,
+      sendBufferBytes: options.sendBufferBytes
+    },
+    closeTimeoutMs: options.closeTimeoutMs
+  }
 }
