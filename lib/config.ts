@@ -1,10 +1,10 @@
 import { z } from 'zod'
 
 /**
- * The environment of server.ts (CONTRACT section 2), parsed once with zod. Errors are one line naming the variable
+ * The environment of server.ts (docs/configuration.md), parsed once with zod. Errors are one line naming the variable
  * and what is wrong, never its value: most of these are secrets.
  */
-export const GATEWAY_NAMES = ['ws', 'sse', 'rtc', 'stripe', 'sms', 'external', 'kafka'] as const
+export const GATEWAY_NAMES = ['ws', 'sse', 'rtc', 'stripe', 'sms', 'sslcommerz', 'external', 'kafka', 'mqtt', 'nats', 'redis-streams'] as const
 export type GatewayName = typeof GATEWAY_NAMES[number]
 
 export class ConfigError extends Error {
@@ -46,6 +46,15 @@ const pairs = (what: string, namePattern: RegExp, valueCheck: (value: string) =>
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/
+/** an MQTT topic filter: levels split by /, + for one level, # for the rest (last level only) */
+const MQTT_FILTER = /^(?!.*#.)(?!\$share\/)[^\s=,\p{Cc}]{1,512}$/u
+/** a NATS subject: tokens split by ., * for one token, > for the rest (last token only) */
+const NATS_SUBJECT = /^(?:[A-Za-z0-9_$-]+|\*)(?:\.(?:[A-Za-z0-9_$-]+|\*))*(?:\.>)?$|^>$/
+const STREAM_KEY = /^[A-Za-z0-9_.:{}-]{1,256}$/
+const ROOM_TEMPLATE = /^[A-Za-z0-9_.:@{}-]{1,160}$/
+const roomTemplate = (value: string) => ROOM_TEMPLATE.test(value) ? null : 'must be a room name with {field} or {1}..{n} placeholders'
+const bool = z.enum(['true', 'false'], { error: 'must be true or false' }).transform((v) => v === 'true').default(false)
+const httpUrl = (example: string) => z.url({ protocol: /^https?$/, error: `must be an http(s) URL such as ${example}` })
 
 const EnvSchema = z.object({
   PORT: int(0, 65535, 3000),
@@ -64,6 +73,8 @@ const EnvSchema = z.object({
   HISTORY_SIZE: int(0, 100_000, 100),
   HISTORY_TTL_MS: int(1000, 30 * 24 * 3600 * 1000, 24 * 3600 * 1000),
   REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, { error: 'must be a redis:// or rediss:// URL' }).optional(),
+  REDIS_CLUSTER_NODES: list.pipe(z.array(z.string().regex(/^[^\s:/]+:\d{1,5}$/, { error: 'each node must be host:port' }))
+    .min(1, { error: 'is empty' })).optional(),
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:{}-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9_.:{}-' }).default('gw'),
   REDIS_PRESENCE_TTL_MS: int(1000, 3_600_000, 15_000),
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000, 10_000),
@@ -99,7 +110,7 @@ const EnvSchema = z.object({
   TWILIO_AUTH_TOKEN: list.pipe(z.array(z.string()).min(1, { error: 'is empty' })).optional(),
   TWILIO_ACCOUNT_SID: z.string().regex(/^AC[0-9a-fA-F]{32}$/, { error: 'must be AC followed by 32 hex digits' }).optional(),
   TWILIO_FROM: z.string().regex(/^(\+[1-9]\d{1,14}|MG[0-9a-fA-F]{32})$/, { error: 'must be an E.164 number (+15551234567) or a Messaging Service SID (MG...)' }).optional(),
-  PUBLIC_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.example.com' }).optional(),
+  PUBLIC_URL: httpUrl('https://api.example.com').optional(),
   SMS_RATE_PER_MIN: int(1, 1_000_000, 600),
 
   EXTERNAL_API_KEYS: pairs('name=key', NAME, () => null).optional(),
@@ -120,12 +131,44 @@ const EnvSchema = z.object({
   KAFKA_SESSION_TIMEOUT_MS: int(2000, 600_000, 30_000),
   KAFKA_HEARTBEAT_MS: int(100, 600_000, 3000),
   KAFKA_RETRY_BACKOFF_MS: int(0, 600_000, 200),
-  KAFKA_FROM_BEGINNING: z.enum(['true', 'false'], { error: 'must be true or false' }).transform((v) => v === 'true').default(false),
+  KAFKA_FROM_BEGINNING: bool,
   KAFKA_DLQ_SUFFIX: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9._-' }).default('.dlq'),
-  KAFKA_SSL: z.enum(['true', 'false'], { error: 'must be true or false' }).transform((v) => v === 'true').default(false),
+  KAFKA_SSL: bool,
   KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512'], { error: 'must be plain, scram-sha-256 or scram-sha-512' }).optional(),
   KAFKA_SASL_USERNAME: z.string().optional(),
-  KAFKA_SASL_PASSWORD: z.string().optional()
+  KAFKA_SASL_PASSWORD: z.string().optional(),
+
+  // ---- mqtt
+  MQTT_URL: z.string().regex(/^(mqtts?|wss?):\/\/\S+$/, { error: 'must be an mqtt://, mqtts://, ws:// or wss:// URL' }).optional(),
+  MQTT_BRIDGE: pairs('topicFilter=roomTemplate', MQTT_FILTER, roomTemplate).default([]),
+  MQTT_GROUP: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9_.-' }).default('fastify-gateways'),
+
+  // ---- nats
+  NATS_URL: list.pipe(z.array(z.string().regex(/^(nats|tls):\/\/\S+$/, { error: 'each server must be a nats://host:port URL' }))
+    .min(1, { error: 'is empty' })).optional(),
+  NATS_BRIDGE: pairs('subject=roomTemplate', NATS_SUBJECT, roomTemplate).default([]),
+  NATS_STREAM: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9_-' }).default('GATEWAYS'),
+  NATS_DURABLE: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9_-' }).default('fastify-gateways'),
+
+  // ---- redis-streams
+  REDIS_STREAMS_URL: z.string().regex(/^rediss?:\/\/\S+$/, { error: 'must be a redis:// or rediss:// URL' }).optional(),
+  REDIS_STREAMS_BRIDGE: pairs('streamKey=roomTemplate', STREAM_KEY, roomTemplate).default([]),
+  REDIS_STREAMS_GROUP: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9_.:-' }).default('fastify-gateways'),
+  REDIS_STREAMS_CLAIM_MS: int(100, 24 * 3600 * 1000, 30_000),
+
+  // ---- sslcommerz
+  SSLCOMMERZ_STORE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: 'must be the store id SSLCommerz issued (letters, digits, _.-)' }).optional(),
+  SSLCOMMERZ_STORE_PASSWORD: z.string().min(1).optional(),
+  SSLCOMMERZ_LIVE: bool,
+  SSLCOMMERZ_API_URL: httpUrl('http://127.0.0.1:8080').optional(),
+  SSLCOMMERZ_SUCCESS_URL: z.string().min(1).default('/?payment=success'),
+  SSLCOMMERZ_FAIL_URL: z.string().min(1).default('/?payment=fail'),
+  SSLCOMMERZ_CANCEL_URL: z.string().min(1).default('/?payment=cancel'),
+
+  // ---- operations
+  METRICS: bool,
+  METRICS_TOKEN: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
+  ADMIN_PASSWORD: z.string().min(12, { error: 'must be at least 12 characters' }).optional()
 })
 
 type Env = z.infer<typeof EnvSchema>
@@ -134,8 +177,11 @@ type Env = z.infer<typeof EnvSchema>
 const REQUIRED: Partial<Record<GatewayName, Array<keyof Env>>> = {
   stripe: ['STRIPE_WEBHOOK_SECRET'],
   sms: ['TWILIO_AUTH_TOKEN'],
+  sslcommerz: ['SSLCOMMERZ_STORE_ID', 'SSLCOMMERZ_STORE_PASSWORD'],
   external: ['EXTERNAL_API_KEYS'],
-  kafka: ['KAFKA_BROKERS']
+  kafka: ['KAFKA_BROKERS'],
+  mqtt: ['MQTT_URL'],
+  nats: ['NATS_URL']
 }
 
 export function loadConfig (raw: NodeJS.ProcessEnv | Record<string, string | undefined>) {
@@ -156,6 +202,12 @@ export function loadConfig (raw: NodeJS.ProcessEnv | Record<string, string | und
     for (const variable of REQUIRED[gateway] ?? []) {
       if (env[variable] === undefined) throw new ConfigError(variable, `is required by the ${gateway} gateway`)
     }
+  }
+  if (env.REDIS_URL !== undefined && env.REDIS_CLUSTER_NODES !== undefined) {
+    throw new ConfigError('REDIS_CLUSTER_NODES', 'cannot be used together with REDIS_URL (set one of them)')
+  }
+  if (gateways.has('redis-streams') && env.REDIS_STREAMS_URL === undefined && env.REDIS_URL === undefined) {
+    throw new ConfigError('REDIS_STREAMS_URL', 'is required by the redis-streams gateway (or set REDIS_URL)')
   }
   return { ...env, gateways, trustProxy: parseTrustProxy(env.TRUST_PROXY) }
 }

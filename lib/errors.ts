@@ -6,6 +6,7 @@ import createError from '@fastify/error'
  */
 export const GatewayErrors = {
   INVALID_OPTIONS: createError('GW_INVALID_OPTIONS', 'invalid options for %s: %s', 500),
+  MISSING_PEER: createError('GW_MISSING_PEER', 'the %s gateway needs the package %s: npm install %s', 500),
   INVALID_ROOM: createError('GW_INVALID_ROOM', 'invalid room name %s: expected 1 to 128 characters of A-Za-z0-9_.:@-', 400),
   INVALID_EVENT: createError('GW_INVALID_EVENT', 'invalid event name %s: expected 1 to 128 characters without whitespace', 400),
   BAD_DATA: createError('GW_BAD_DATA', 'event data is not JSON: %s', 400),

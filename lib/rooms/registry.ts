@@ -4,6 +4,7 @@ import { MemoryBus } from './memory-bus.js'
 import { isRoomName } from './names.js'
 import { isEventName } from './event.js'
 import { GatewayErrors } from '../errors.js'
+import { GatewayCounters } from '../metrics/counters.js'
 import {
   encodeFor, isPromise,
   type Encoder, type HistoryResult, type MaybePromise, type Member, type Presence, type PublishOptions,
@@ -34,6 +35,8 @@ interface LocalRoom {
 export class RoomRegistry {
   readonly instanceId = randomBytes(4).toString('hex')
   readonly bus: Bus
+  /** operational counters of this instance (metrics, admin dashboard); gateways add to them */
+  readonly counters = new GatewayCounters()
   private readonly rooms = new Map<string, LocalRoom>()
   private readonly memberRooms = new Map<string, Set<string>>()
   private readonly directMembers = new Map<string, Member>()
@@ -135,8 +138,12 @@ export class RoomRegistry {
     if (!isEventName(event)) throw new GatewayErrors.INVALID_EVENT(JSON.stringify(event))
     const appended = this.bus.append({ room, event, data })
     if (isPromise(appended)) {
-      return appended.then((ev) => ({ id: ev.id, delivered: this.deliverLocal(ev, options.except) }))
+      return appended.then((ev) => {
+        this.counters.eventsPublished++
+        return { id: ev.id, delivered: this.deliverLocal(ev, options.except) }
+      })
     }
+    this.counters.eventsPublished++
     return { id: appended.id, delivered: this.deliverLocal(appended, options.except) }
   }
 
