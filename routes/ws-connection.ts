@@ -12,6 +12,7 @@ import { SocketConnection, type ConnectionLimits, type OpHandler } from '../lib/
 import type { RoomAccess } from '../lib/ws/access.js'
 import type { Ref } from '../lib/ws/protocol.js'
 import { UpgradeGuard, startClosing } from '../lib/ws/shutdown.js'
+import { AddressRates } from '../lib/ws/rates.js'
 
 /**
  * The Fastify side of a socket gateway (ws, rtc), shared so each gateway only writes its ops.
@@ -43,6 +44,9 @@ export interface SocketRouteOptions {
     pingMs: number
     /** open connections per client address on this route */
     maxConnectionsPerIp: number
+    /** inbound bytes per second per client address, sustained and in a burst (lib/ws/rates.ts); absent: none */
+    ipBytesPerSec?: number
+    ipBytesBurst?: number
   }
   /** how long shutdown waits for clients to answer the 1001 close before terminating them */
   closeTimeoutMs: number
@@ -120,6 +124,9 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
   const { registry, authenticate, limits } = options
   const origins = createOriginPolicy(options.allowedOrigins)
   const perIp = new IpCounter(limits.maxConnectionsPerIp)
+  const rates = limits.ipBytesPerSec === undefined
+    ? null
+    : new AddressRates(limits.ipBytesPerSec, Math.max(limits.ipBytesBurst ?? 0, limits.maxPayload))
   const users = new WeakMap<FastifyRequest, GatewayUser | null>()
   const connections = new Set<SocketConnection>()
 
@@ -163,6 +170,7 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
       ...(authenticate === undefined ? {} : { authenticate: (token: string) => authenticate(token, request) }),
       ...(options.onDirect === undefined ? {} : { onDirect: options.onDirect }),
       ...(options.onEnd === undefined ? {} : { onEnd: options.onEnd }),
+      ...(rates === null ? {} : { address: { key: address, rates } }),
       log: request.log
     })
     connections.add(conn)

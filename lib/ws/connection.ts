@@ -5,6 +5,7 @@ import type { GatewayUser } from '../auth/user.js'
 import type { RoomRegistry } from '../rooms/registry.js'
 import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/types.js'
 import { TokenBucket } from '../limits/token-bucket.js'
+import type { AddressRates } from './rates.js'
 import { MAX_JSON_DEPTH, isTooDeep, tooDeepMessage } from '../json.js'
 import { wsEventEncoder, type WireFrame } from './frame.js'
 import {
@@ -34,6 +35,10 @@ export interface ConnectionLimits {
   rateBurst: number
   /** bytes a connection may have waiting to be sent before it is closed with 1013 */
   sendBufferBytes: number
+  /** inbound bytes per second a connection may send, sustained (every frame counts); absent: no byte limit */
+  bytesPerSec?: number
+  /** inbound bytes a connection may send in a burst; at least `maxPayload` (one largest frame always fits) */
+  bytesBurst?: number
 }
 
 /** The part of a pino logger this module uses. */
@@ -71,6 +76,8 @@ export interface SocketConnectionOptions {
   onDirect?: (conn: SocketConnection, message: unknown) => void
   /** called once when the connection stops being a member (close started or socket gone), with the rooms it left */
   onEnd?: (conn: SocketConnection, rooms: string[]) => void
+  /** the client's address and the byte budgets shared by its connections (`AddressRates.acquire`/`release`) */
+  address?: { key: string, rates: AddressRates }
   log: ConnectionLog
 }
 
@@ -89,6 +96,8 @@ export class SocketConnection {
   private readonly joined = new Set<string>()
   private readonly bucket: TokenBucket
   private readonly strikes: TokenBucket
+  private readonly bytes: TokenBucket | null
+  private readonly addressBytes: TokenBucket | null
   private readonly ops: Map<string, OpHandler>
   private readonly pending: Array<Buffer | null> = []
   private readonly raw: { write (chunk: Buffer): boolean } | null
@@ -104,6 +113,9 @@ export class SocketConnection {
     this.bucket = new TokenBucket(ratePerSec, rateBurst)
     // refused frames draw on a second, slower bucket: when that one is empty too, the abuse is sustained
     this.strikes = new TokenBucket(Math.max(ratePerSec / 10, 0.1), rateBurst)
+    const { bytesPerSec, bytesBurst, maxPayload } = options.limits
+    this.bytes = bytesPerSec === undefined ? null : new TokenBucket(bytesPerSec, Math.max(bytesBurst ?? 0, maxPayload))
+    this.addressBytes = options.address?.rates.acquire(options.address.key) ?? null
     this.ops = new Map(Object.entries({ ping: pingOp, ...options.ops }))
     // Frame-once needs the raw stream under ws and a socket without per-message compression.
     const rawSocket = (socket as unknown as { _socket?: { write?: unknown } })._socket
@@ -146,9 +158,17 @@ export class SocketConnection {
       this.close(1009, 'frame too large')
       return
     }
-    if (!this.bucket.take()) {
+    const limited = !this.bucket.take()
+      ? `at most ${this.options.limits.ratePerSec} frames per second`
+      // bytes: the connection's own budget, then its address's (shared by all its connections)
+      : this.bytes !== null && !this.bytes.take(bytes.length)
+        ? `at most ${this.options.limits.bytesPerSec as number} bytes per second`
+        : this.addressBytes !== null && !this.addressBytes.take(bytes.length)
+          ? 'too many bytes per second from this address'
+          : null
+    if (limited !== null) {
       const ref = isBinary ? undefined : readEnvelope(bytes.toString('utf8')).ref
-      this.fail('RATE_LIMITED', `at most ${this.options.limits.ratePerSec} frames per second`, ref)
+      this.fail('RATE_LIMITED', limited, ref)
       if (!this.strikes.take()) this.close(1008, 'rate limit exceeded')
       return
     }
@@ -266,6 +286,7 @@ export class SocketConnection {
     const rooms = [...this.joined]
     this.joined.clear()
     this.options.registry.leaveAll(this.member)
+    if (this.options.address !== undefined) this.options.address.rates.release(this.options.address.key)
     try {
       this.options.onEnd?.(this, rooms)
     } catch (err) {

@@ -28,6 +28,12 @@ export const socketOptionsShape = {
   ratePerSec: z.number().positive().max(1_000_000).default(50),
   rateBurst: intOption(1, 1_000_000, 100),
   sendBufferBytes: intOption(1024, 1024 * 1024 * 1024, 1024 * 1024),
+  /** inbound bytes per second per connection, sustained, and in a burst (at least maxPayload); docs/security.md */
+  bytesPerSec: intOption(1024, 1024 * 1024 * 1024, 65_536),
+  bytesBurst: intOption(1024, 1024 * 1024 * 1024, 262_144),
+  /** the same per client address, shared by all its connections to the route */
+  ipBytesPerSec: intOption(1024, 1024 * 1024 * 1024, 262_144),
+  ipBytesBurst: intOption(1024, 1024 * 1024 * 1024, 1024 * 1024),
   /** how long a closing socket (1001 at shutdown, 1013 for a slow reader) may take before it is destroyed */
   closeTimeoutMs: intOption(10, 600_000, 3000)
 }
@@ -35,7 +41,14 @@ export const socketOptionsShape = {
 export type SocketOptions = z.output<z.ZodObject<typeof socketOptionsShape>>
 
 /** The limits a socket route enforces per connection and per address. */
-export type SocketLimits = ConnectionLimits & { pingMs: number, maxConnectionsPerIp: number, maxRoomsPerConnection: number }
+export type SocketLimits = ConnectionLimits & {
+  pingMs: number
+  maxConnectionsPerIp: number
+  maxRoomsPerConnection: number
+  /** inbound bytes per second per client address (all its connections to the route), sustained and in a burst */
+  ipBytesPerSec?: number
+  ipBytesBurst?: number
+}
 
 /** What every socket route (ws, rtc) takes from the shared options, the same way. */
 export interface SocketRouteBase {
@@ -56,7 +69,11 @@ export function socketRouteBase (options: SocketOptions): SocketRouteBase {
       maxRoomsPerConnection: options.maxRoomsPerConnection,
       ratePerSec: options.ratePerSec,
       rateBurst: options.rateBurst,
-      sendBufferBytes: options.sendBufferBytes
+      sendBufferBytes: options.sendBufferBytes,
+      bytesPerSec: options.bytesPerSec,
+      bytesBurst: options.bytesBurst,
+      ipBytesPerSec: options.ipBytesPerSec,
+      ipBytesBurst: options.ipBytesBurst
     },
     closeTimeoutMs: options.closeTimeoutMs
   }
