@@ -108,7 +108,10 @@ export async function rtcRoutes (scope: FastifyInstance, options: RtcRoutesOptio
     closeTimeoutMs: options.closeTimeoutMs,
     ops: { join, leave, signal },
     // the connection has left its rooms (leave, close, a dead peer found by the ping, 1013): tell the others
-    onEnd: (conn) => { peers.leaveAll(conn.id) }
+    onEnd: (conn) => { peers.leaveAll(conn.id) },
+    // a refreshed token is held to the join rule again; a room it lost is left like a `leave`
+    authorizeJoin: access.canJoin,
+    onRevoked: (conn, room) => { peers.leave(conn.id, room) }
   })
   options.onRoute?.(route, peers)
 }

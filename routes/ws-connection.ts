@@ -58,6 +58,10 @@ export interface SocketRouteOptions {
   onEnd?: (conn: SocketConnection, rooms: string[]) => void
   /** a direct message (`registry.direct(conn.id, message)`) for this connection */
   onDirect?: (conn: SocketConnection, message: unknown) => void
+  /** the join rule, asked again for each room when a `refresh` renews the token (lib/ws/connection.ts) */
+  authorizeJoin?: (user: GatewayUser | null, room: string) => boolean | Promise<boolean>
+  /** a room left because a refreshed token no longer allows it */
+  onRevoked?: (conn: SocketConnection, room: string) => void
 }
 
 export interface SocketRoute {
@@ -171,6 +175,8 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
       ...(options.onDirect === undefined ? {} : { onDirect: options.onDirect }),
       ...(options.onEnd === undefined ? {} : { onEnd: options.onEnd }),
       ...(rates === null ? {} : { address: { key: address, rates } }),
+      ...(options.authorizeJoin === undefined ? {} : { authorizeJoin: options.authorizeJoin }),
+      ...(options.onRevoked === undefined ? {} : { onRevoked: options.onRevoked }),
       log: request.log
     })
     connections.add(conn)

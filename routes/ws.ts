@@ -73,7 +73,9 @@ export async function wsRoutes (scope: FastifyInstance, options: WsRoutesOptions
     allowedOrigins: options.allowedOrigins,
     limits,
     closeTimeoutMs: options.closeTimeoutMs,
-    ops: { join, leave, publish }
+    ops: { join, leave, publish },
+    // a refreshed token is held to the join rule again (docs/protocol.md, "Extensions")
+    authorizeJoin: access.canJoin
   })
   options.onRoute?.(route)
 }

@@ -7,10 +7,14 @@ import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/type
 import { TokenBucket } from '../limits/token-bucket.js'
 import type { AddressRates } from './rates.js'
 import { MAX_JSON_DEPTH, isTooDeep, tooDeepMessage } from '../json.js'
+import { expiresAt, expiryWheel, refreshAt, type Expiring } from '../expiry.js'
 import { wsEventEncoder, type WireFrame } from './frame.js'
 import {
-  AuthFrame, PingFrame, ServerFrames, describeIssues, readEnvelope, type ErrorCode, type Ref
+  AuthFrame, PingFrame, ServerFrames, describeIssues, opSchema, readEnvelope, type ErrorCode, type Ref
 } from './protocol.js'
+
+/** `{"op":"refresh","token"}`: a new token for the same user before the current one expires (docs/protocol.md) */
+const RefreshFrame = opSchema('refresh', { token: AuthFrame.shape.token })
 
 /**
  * One client connection of a socket gateway (ws, rtc): the mechanics every such gateway shares, free of Fastify.
@@ -76,6 +80,13 @@ export interface SocketConnectionOptions {
   onDirect?: (conn: SocketConnection, message: unknown) => void
   /** called once when the connection stops being a member (close started or socket gone), with the rooms it left */
   onEnd?: (conn: SocketConnection, rooms: string[]) => void
+  /**
+   * the join rule, asked again for every room when a `refresh` changes the user's token: rooms the new token does not
+   * allow are left (`left` frame); absent: a refresh keeps every room
+   */
+  authorizeJoin?: (user: GatewayUser | null, room: string) => boolean | Promise<boolean>
+  /** told about a room the connection left because a refreshed token no longer allows it (rtc tells the peers) */
+  onRevoked?: (conn: SocketConnection, room: string) => void
   /** the client's address and the byte budgets shared by its connections (`AddressRates.acquire`/`release`) */
   address?: { key: string, rates: AddressRates }
   log: ConnectionLog
@@ -105,6 +116,10 @@ export class SocketConnection {
   private busy = false
   private handled = 0
   private ended = false
+  /** when the user's token expires (ms), and whether the client was asked to refresh it */
+  private expiry: number | null = null
+  private refreshAsked = false
+  private expiring: Expiring | null = null
 
   constructor (readonly socket: WebSocket, private readonly options: SocketConnectionOptions) {
     this.id = options.id
@@ -146,6 +161,7 @@ export class SocketConnection {
   /** Sends `hello`; call once, right after the upgrade. */
   start (): void {
     this.send(ServerFrames.hello(this.id, this.currentUser?.id ?? null))
+    this.trackExpiry()
   }
 
   /** Takes one inbound frame from the socket's `message` event. */
@@ -283,6 +299,7 @@ export class SocketConnection {
     this.ended = true
     this.pending.length = 0
     this.resuming = null
+    if (this.expiring !== null) expiryWheel.cancel(this.expiring)
     const rooms = [...this.joined]
     this.joined.clear()
     this.options.registry.leaveAll(this.member)
@@ -361,6 +378,7 @@ export class SocketConnection {
     // what follows (validation, JSON.stringify at publish, a signal's size check) recurses: refuse deep nesting first
     if (isTooDeep(envelope.value, MAX_JSON_DEPTH, text.length)) return this.fail('BAD_MESSAGE', tooDeepMessage(), ref)
     if (op === 'auth') return this.auth(envelope.value, ref, first)
+    if (op === 'refresh' && !this.ops.has('refresh')) return this.refresh(envelope.value, ref)
     const handler = this.ops.get(op)
     if (handler === undefined) return this.fail('BAD_MESSAGE', `unknown op ${JSON.stringify(op.slice(0, 64))}`, ref)
     const parsed = handler.schema.safeParse(envelope.value)
@@ -387,6 +405,7 @@ export class SocketConnection {
       }
       this.currentUser = user
       this.send(ServerFrames.hello(this.id, user.id, ref))
+      this.trackExpiry()
     }
     const refused = (err: unknown) => {
       this.options.log.info({ conn: this.id, reason: (err as Error)?.message }, 'auth frame refused')
@@ -400,6 +419,89 @@ export class SocketConnection {
     }
     if (isPromise(result)) return result.then(settle, refused)
     settle(result)
+  }
+
+  /**
+   * `refresh`: the token of the same user, renewed. The expiry follows the new token; rooms the new token no longer
+   * allows are left with a `left` frame; the answer is `refreshed` with the new `exp`. A token that fails, or that
+   * names another user, is refused like a bad `auth` (UNAUTHENTICATED, close 1008).
+   */
+  private refresh (value: Record<string, unknown>, ref: Ref | undefined): void | Promise<void> {
+    const parsed = RefreshFrame.safeParse(value)
+    if (!parsed.success) return this.fail('BAD_MESSAGE', describeIssues(parsed.error), ref)
+    const authenticate = this.options.authenticate
+    const current = this.currentUser
+    if (authenticate === undefined || current === null) {
+      return this.fail('BAD_MESSAGE', 'refresh needs an authenticated connection (send auth first)', ref)
+    }
+    const settle = async (user: GatewayUser | null) => {
+      if (this.ended) return
+      if (user === null || user.id !== current.id) {
+        this.refuse(user === null ? 'no user for this token' : 'a refreshed token must be for the same user', ref)
+        return
+      }
+      this.currentUser = user
+      this.trackExpiry()
+      const authorizeJoin = this.options.authorizeJoin
+      if (authorizeJoin !== undefined) {
+        for (const room of [...this.joined]) {
+          let allowed: boolean
+          try {
+            allowed = await authorizeJoin(user, room) === true
+          } catch (err) {
+            this.options.log.error({ err, room, conn: this.id }, 'authorizeJoin failed on refresh: room left')
+            allowed = false
+          }
+          if (!allowed && !this.ended && this.leaveRoom(room)) {
+            this.options.onRevoked?.(this, room)
+            this.send(ServerFrames.left(room))
+          }
+        }
+      }
+      const expiry = this.expiry
+      this.send(ref === undefined
+        ? { op: 'refreshed', exp: expiry === null ? null : expiry / 1000 }
+        : { op: 'refreshed', ref, exp: expiry === null ? null : expiry / 1000 })
+    }
+    const refused = (err: unknown) => {
+      this.options.log.info({ conn: this.id, reason: (err as Error)?.message }, 'refresh refused')
+      this.refuse((err as Error)?.message ?? 'invalid token', ref)
+    }
+    let result: ReturnType<typeof authenticate>
+    try {
+      result = authenticate(parsed.data.token)
+    } catch (err) {
+      return refused(err)
+    }
+    return Promise.resolve(result).then(settle, refused)
+  }
+
+  /** (Re)schedules the token's expiry on the shared wheel: a `refresh` request first, then the end. */
+  private trackExpiry (): void {
+    this.expiry = expiresAt(this.currentUser)
+    this.refreshAsked = false
+    if (this.expiry === null) {
+      if (this.expiring !== null) expiryWheel.cancel(this.expiring)
+      return
+    }
+    this.expiring ??= { due: (now) => this.expiryDue(now) }
+    expiryWheel.schedule(this.expiring, refreshAt(this.expiry, Date.now()))
+  }
+
+  private expiryDue (now: number): number | null {
+    const expiry = this.expiry
+    if (this.ended || expiry === null) return null
+    if (now >= expiry) {
+      this.options.log.info({ conn: this.id, user: this.currentUser?.id }, 'token expired: connection closed with 1008')
+      this.fail('UNAUTHENTICATED', 'token expired')
+      this.close(1008, 'token expired')
+      return null
+    }
+    if (!this.refreshAsked) {
+      this.refreshAsked = true
+      this.send({ op: 'refresh', exp: expiry / 1000 })
+    }
+    return expiry
   }
 
   private refuse (message: string, ref: Ref | undefined): void {
