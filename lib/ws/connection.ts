@@ -5,6 +5,7 @@ import type { GatewayUser } from '../auth/user.js'
 import type { RoomRegistry } from '../rooms/registry.js'
 import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/types.js'
 import { TokenBucket } from '../limits/token-bucket.js'
+import { MAX_JSON_DEPTH, isTooDeep, tooDeepMessage } from '../json.js'
 import { wsEventEncoder, type WireFrame } from './frame.js'
 import {
   AuthFrame, PingFrame, ServerFrames, describeIssues, readEnvelope, type ErrorCode, type Ref
@@ -332,9 +333,12 @@ export class SocketConnection {
   private handle (data: Buffer | null): void | Promise<void> {
     const first = this.handled++ === 0
     if (data === null) return this.fail('BAD_MESSAGE', 'binary frames are not accepted: send JSON text')
-    const envelope = readEnvelope(data.toString('utf8'))
+    const text = data.toString('utf8')
+    const envelope = readEnvelope(text)
     if (!envelope.ok) return this.fail('BAD_MESSAGE', envelope.message, envelope.ref)
     const { op, ref } = envelope
+    // what follows (validation, JSON.stringify at publish, a signal's size check) recurses: refuse deep nesting first
+    if (isTooDeep(envelope.value, MAX_JSON_DEPTH, text.length)) return this.fail('BAD_MESSAGE', tooDeepMessage(), ref)
     if (op === 'auth') return this.auth(envelope.value, ref, first)
     const handler = this.ops.get(op)
     if (handler === undefined) return this.fail('BAD_MESSAGE', `unknown op ${JSON.stringify(op.slice(0, 64))}`, ref)
