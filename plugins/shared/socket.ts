@@ -5,8 +5,7 @@ import { AuthError } from '../../lib/auth/jwt.js'
 import type { GatewayUser } from '../../lib/auth/user.js'
 import type { Admission } from '../../lib/admission/admission.js'
 import type { RoomRegistry } from '../../lib/rooms/registry.js'
-import { closeSockets } from '../../lib/ws/close.js'
-import { endAnsweredUpgrade } from '../../lib/ws/upgrade.js'
+import { UpgradeGuard, startClosing } from '../../lib/ws/shutdown.js'
 import { SocketConnection, type OpHandler } from '../../lib/ws/connection.js'
 import { addressOf, admitRequest, type Transport } from './admission.js'
 import type { SocketLimits } from './options.js'
@@ -76,6 +75,10 @@ export async function ensureWebsocket (app: FastifyInstance, options: EnsureWebs
     }
     return
   }
+  // shutdown (lib/ws/shutdown.ts): registered before @fastify/websocket's preClose, which stops routing upgrades
+  const guard = new UpgradeGuard()
+  app.addHook('preClose', async () => { guard.close() })
+  let closed: Promise<void> = Promise.resolve()
   await app.register(websocket, {
     // closeTimeout (ws 8.18+) is missing from @types/ws
     options: { maxPayload: options.maxPayload, perMessageDeflate: false, ...{ closeTimeout: options.closeTimeoutMs } as object },
@@ -86,13 +89,15 @@ export async function ensureWebsocket (app: FastifyInstance, options: EnsureWebs
     },
     preClose: async function closeGoingAway (this: FastifyInstance) {
       const wss = this.websocketServer
-      await closeSockets([...wss.clients], 1001, 'server shutting down', options.closeTimeoutMs)
+      // every socket is told now; the wait is in onClose, so other gateways' shutdown (SSE) does not queue behind it
+      closed = startClosing([...wss.clients], 1001, 'server shutting down', options.closeTimeoutMs)
       wss.close()
     }
   })
+  app.addHook('onClose', async () => { await closed })
   // Registered after @fastify/websocket's own listener, so the socket already carries its response.
-  app.server.on('upgrade', endAnsweredUpgrade)
-  app.addHook('onClose', async () => { app.server.off('upgrade', endAnsweredUpgrade) })
+  app.server.on('upgrade', guard.listener)
+  app.addHook('onClose', async () => { app.server.off('upgrade', guard.listener) })
 }
 
 /** Adds the gateway's WebSocket route to `scope` (an encapsulated scope of the gateway plugin). */
@@ -140,10 +145,15 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
   }, limits.pingMs)
   ping.unref()
 
+  // told at once, awaited in onClose (lib/ws/shutdown.ts)
+  let closed: Promise<void> = Promise.resolve()
   scope.addHook('preClose', async () => {
-    await closeSockets([...connections].map((conn) => conn.socket), 1001, 'server shutting down', options.closeTimeoutMs)
+    closed = startClosing([...connections].map((conn) => conn.socket), 1001, 'server shutting down', options.closeTimeoutMs)
   })
-  scope.addHook('onClose', async () => { clearInterval(ping) })
+  scope.addHook('onClose', async () => {
+    clearInterval(ping)
+    await closed
+  })
 
   return { connections }
 }
