@@ -29,18 +29,21 @@ async function connect (t: Test, app: FastifyInstance, address: string, path = '
   return frames as Frames
 }
 
+/** An answer frame: ack or error. */
+interface Answer { op?: string, code?: string, message?: string, ref?: unknown }
+
 /** `count` publishes of about `bytes` bytes each, sent at once; the answers (ack or error) by ref. */
-async function burst (frames: Frames, count: number, bytes: number, tag: string): Promise<any[]> {
+async function burst (frames: Frames, count: number, bytes: number, tag: string): Promise<Answer[]> {
   const pad = 'x'.repeat(bytes - 80)
   for (let i = 0; i < count; i++) frames.send({ op: 'publish', room: 'public:r', event: 'e', ref: `${tag}${i}`, data: pad })
   return await answersTo(frames, count, tag)
 }
 
 /** The answers to refs `<tag>0`..`<tag><count-1>`, in ref order (a refusal is sent before a publish is acked). */
-async function answersTo (frames: Frames, count: number, tag: string): Promise<any[]> {
+async function answersTo (frames: Frames, count: number, tag: string): Promise<Answer[]> {
   const refs = Array.from({ length: count }, (_, i) => `${tag}${i}`)
   await waitFor(() => refs.every((ref) => frames.all.some((f) => f.ref === ref)), 10_000, `answers to ${tag}*`)
-  return refs.map((ref) => frames.all.find((f) => f.ref === ref))
+  return refs.map((ref) => frames.all.find((f) => f.ref === ref) as Answer)
 }
 
 t.test('a connection past its byte budget gets RATE_LIMITED for the frames over it', async (t) => {
@@ -117,5 +120,5 @@ t.test('server.ts maps WS_RATE_BYTES_* and WS_IP_RATE_BYTES_* onto ws', async (t
   t.after(() => app.close())
   const frames = await connect(t, app, '10.0.0.11')
   const answers = await burst(frames, 8, 1000, 'e')
-  t.ok(answers.some((a) => a.code === 'RATE_LIMITED' && /1024 bytes per second/.test(a.message)))
+  t.ok(answers.some((a) => a.code === 'RATE_LIMITED' && /1024 bytes per second/.test(a.message ?? '')))
 })

@@ -9,8 +9,9 @@ import type { AddressRates } from './rates.js'
 import { MAX_JSON_DEPTH, isTooDeep, tooDeepMessage } from '../json.js'
 import { expiresAt, expiryWheel, refreshAt, type Expiring } from '../expiry.js'
 import { wsEventEncoder, type WireFrame } from './frame.js'
+import { formatIssues } from '../options.js'
 import {
-  AuthFrame, PingFrame, ServerFrames, describeIssues, opSchema, readEnvelope, type ErrorCode, type Ref
+  AuthFrame, PingFrame, ServerFrames, opSchema, readEnvelope, type ErrorCode, type Ref
 } from './protocol.js'
 
 /** `{"op":"refresh","token"}`: a new token for the same user before the current one expires (docs/protocol.md) */
@@ -58,7 +59,7 @@ export interface ConnectionLog {
  * the frame's `ref`; returning a promise holds the connection's later frames until it settles. A handler answers
  * with `conn.send(...)`/`conn.fail(...)`; an exception it does not catch closes the connection with 1011.
  */
-export interface OpHandler<F = any> {
+export interface OpHandler<F = unknown> {
   schema: z.ZodType<F>
   handle (frame: F, conn: SocketConnection, ref: Ref | undefined): void | Promise<void>
 }
@@ -382,13 +383,13 @@ export class SocketConnection {
     const handler = this.ops.get(op)
     if (handler === undefined) return this.fail('BAD_MESSAGE', `unknown op ${JSON.stringify(op.slice(0, 64))}`, ref)
     const parsed = handler.schema.safeParse(envelope.value)
-    if (!parsed.success) return this.fail('BAD_MESSAGE', describeIssues(parsed.error), ref)
+    if (!parsed.success) return this.fail('BAD_MESSAGE', formatIssues(parsed.error.issues, { first: true }), ref)
     return handler.handle(parsed.data, this, ref)
   }
 
   private auth (value: Record<string, unknown>, ref: Ref | undefined, first: boolean): void | Promise<void> {
     const parsed = AuthFrame.safeParse(value)
-    if (!parsed.success) return this.fail('BAD_MESSAGE', describeIssues(parsed.error), ref)
+    if (!parsed.success) return this.fail('BAD_MESSAGE', formatIssues(parsed.error.issues, { first: true }), ref)
     if (this.currentUser !== null) return this.fail('BAD_MESSAGE', 'already authenticated', ref)
     if (!first) return this.fail('BAD_MESSAGE', 'auth must be the first frame', ref)
     const authenticate = this.options.authenticate
@@ -428,7 +429,7 @@ export class SocketConnection {
    */
   private refresh (value: Record<string, unknown>, ref: Ref | undefined): void | Promise<void> {
     const parsed = RefreshFrame.safeParse(value)
-    if (!parsed.success) return this.fail('BAD_MESSAGE', describeIssues(parsed.error), ref)
+    if (!parsed.success) return this.fail('BAD_MESSAGE', formatIssues(parsed.error.issues, { first: true }), ref)
     const authenticate = this.options.authenticate
     const current = this.currentUser
     if (authenticate === undefined || current === null) {
