@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url'
 import type { DestinationStream } from 'pino'
 import { loadConfig, ConfigError, type Config, type GatewayName } from './lib/config.js'
 import { loggerOptions } from './lib/log.js'
+import { closeOnUnreadBody } from './lib/http/unread-body.js'
 import { createJwtAuthenticator } from './lib/auth/jwt.js'
 import { createRoomPolicy } from './lib/auth/policy.js'
 import type { Authenticate } from './lib/auth/user.js'
@@ -238,6 +239,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     checks: {},
     createStore: () => new MemoryDedupeStore()
   }
+  // a refusal answered before the body was read ends its connection instead of draining the body (docs/security.md)
+  app.addHook('onSend', closeOnUnreadBody)
   try {
     const bus = config.REDIS_URL === undefined ? undefined : wireRedis(app, config.REDIS_URL, wiring)
     await app.register(rooms, {
