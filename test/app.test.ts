@@ -84,7 +84,7 @@ function runServer (env: Record<string, string>) {
   child.stdout.on('data', (d) => { stdout += d })
   child.stderr.on('data', (d) => { stderr += d })
   const exited = once(child, 'exit').then(([code]) => code as number)
-  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000)
   exited.finally(() => clearTimeout(killer)).catch(() => {})
   return { child, exited, out: () => stdout, err: () => stderr }
 }
@@ -150,4 +150,26 @@ t.test('with ws alone the demo page says sse and rtc are off', async (t) => {
   t.after(() => app.close())
   t.match((await app.inject('/')).body, /<body data-ws="\/ws" data-sse="" data-rtc="" data-api="">/)
   t.equal((await app.inject('/sse')).statusCode, 404)
+})
+
+t.test('start-up says whether clients may publish and how to close it', async (t) => {
+  const open = await buildTestApp({})
+  t.after(() => open.app.close())
+  t.match(open.logs.text(), /"clientPublishRooms":\["public:demo\*"\].*set CLIENT_PUBLISH_ROOMS= \(empty\) to close client publishing/)
+  const closed = await buildTestApp({ CLIENT_PUBLISH_ROOMS: '' })
+  t.after(() => closed.app.close())
+  t.match(closed.logs.text(), /client publishing is closed/)
+  const ws = await closed.app.injectWS('/ws', { socket: { remoteAddress: '10.0.0.1' } } as never)
+  t.teardown(() => ws.terminate())
+  const frames: Array<Record<string, unknown>> = []
+  const forbidden = new Promise<void>((resolve) => {
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as Record<string, unknown>
+      frames.push(frame)
+      if (frame.op === 'error') resolve()
+    })
+  })
+  ws.send(JSON.stringify({ op: 'publish', room: 'public:demo', event: 'e', data: 1, ref: 'p' }))
+  await forbidden
+  t.match(frames.find((f) => f.op === 'error'), { code: 'FORBIDDEN', ref: 'p' }, 'the demo room is closed too')
 })
