@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify'
 import { pathToFileURL } from 'node:url'
 import type { DestinationStream } from 'pino'
 import { loadConfig, ConfigError, type Config, type GatewayName } from './lib/config.js'
@@ -217,6 +217,8 @@ export function wireRedis (app: FastifyInstance, url: string, wiring: Wiring): R
 export interface BuildOptions {
   /** where logs go (tests capture them); default stdout */
   logStream?: DestinationStream
+  /** told about every route as it is added (the hostile test suite fuzzes the app's own route list) */
+  onRoute?: (route: RouteOptions) => void
 }
 
 /** The app server.ts serves: rooms, the gateways `config.gateways` names, `/health` and `/ready`. */
@@ -232,6 +234,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     routerOptions: { maxParamLength: 512 },
     return503OnClosing: true
   })
+  if (options.onRoute !== undefined) app.addHook('onRoute', options.onRoute)
   const wiring: Wiring = {
     config,
     authenticate: config.AUTH_JWT_SECRET === undefined ? undefined : createJwtAuthenticator(config.AUTH_JWT_SECRET),
