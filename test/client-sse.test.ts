@@ -335,3 +335,39 @@ t.test('fetch: close() while the request is on its way and while the stream is r
   t.equal(sub.status, 'closed')
   t.equal(fetches.length, 1)
 })
+
+t.test('fetch: the id is opaque: a stream id that encodes several rooms\' positions is sent back verbatim', async (t) => {
+  const { sub, answers, fetches } = setup(t, ['public:a', 'public:b'], { transport: 'fetch' })
+  // ids of any form, e.g. one position per room of the stream; the client neither parses nor orders them
+  const first = streamResponse([
+    'id: v1.a-3.b-9\nevent: note\ndata: {"room":"public:a","data":1}\n\n',
+    'id: v1.a-3.b-10 \u00e9\nevent: note\ndata: {"room":"public:b","data":2}\n\n'
+  ])
+  answers.push(first.response)
+  const second = streamResponse(['id: z\nevent: gap\ndata: {"room":"public:b"}\n\n'])
+  answers.push(second.response)
+  answers.push(new Response(null, { status: 200, headers: { 'content-type': 'text/event-stream' } }))
+  answers.push(streamResponse([], { keepOpen: true }).response)
+  const got: string[] = []
+  const gaps: unknown[] = []
+  sub.on('note', (_data, meta) => { got.push(meta.id) })
+  sub.onGap((gap) => { gaps.push(gap) })
+  await until('four requests', () => fetches.length === 4)
+  const sent = fetches.map((f) => (f.init.headers as Record<string, string>)['last-event-id'])
+  t.same(sent, [undefined, 'v1.a-3.b-10 \u00e9', 'z', 'z'], 'the last id received, byte for byte; a gap\'s id counts too; a body-less answer keeps it')
+  t.same(got, ['v1.a-3.b-9', 'v1.a-3.b-10 \u00e9'])
+  t.same(gaps, [{ room: 'public:b', since: 'v1.a-3.b-10 \u00e9' }], 'the gap names the resume point that could not be served')
+  t.equal(sub.lastEventId, 'z')
+})
+
+t.test('EventSource: a later subscription resumes with the lastEventId of an earlier one, verbatim', async (t) => {
+  const { sub, source } = setup(t, 'public:a')
+  sub.on('note', () => {})
+  const s = await source(1)
+  s.open()
+  s.emit('note', { room: 'public:a', data: 1 }, 'v1.a-3.b-10')
+  t.equal(sub.lastEventId, 'v1.a-3.b-10')
+  sub.close()
+  const again = setup(t, 'public:a', { lastEventId: sub.lastEventId ?? undefined })
+  t.equal((await again.source(1)).params().get('lastEventId'), 'v1.a-3.b-10')
+})
