@@ -228,7 +228,15 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   }
   try {
     const bus = config.REDIS_URL === undefined ? undefined : wireRedis(app, config.REDIS_URL, wiring)
-    await app.register(rooms, { historySize: config.HISTORY_SIZE, historyTtlMs: config.HISTORY_TTL_MS, bus })
+    await app.register(rooms, {
+      historySize: config.HISTORY_SIZE,
+      historyTtlMs: config.HISTORY_TTL_MS,
+      historyRooms: config.HISTORY_ROOMS,
+      historyMaxBytes: config.HISTORY_MAX_BYTES,
+      historyRoomMaxBytes: config.HISTORY_ROOM_MAX_BYTES,
+      historyEventMaxBytes: config.HISTORY_EVENT_MAX_BYTES,
+      bus
+    })
     for (const name of config.gateways) {
       const wire = gateways[name]
       if (wire === undefined) throw new ConfigError('GATEWAYS', `the ${name} gateway is not wired in this build`)
