@@ -7,6 +7,7 @@ import {
   JoinFrame, LeaveFrame, PublishFrame, ServerFrames
 } from '../lib/ws/protocol.js'
 import { admitJoin, socketRoute, type SocketRoute } from './ws-connection.js'
+import { presenceOp } from './ws-presence.js'
 
 export interface WsRoutesOptions extends SocketRouteBase {
   path: string
@@ -73,7 +74,7 @@ export async function wsRoutes (scope: FastifyInstance, options: WsRoutesOptions
     allowedOrigins: options.allowedOrigins,
     limits,
     closeTimeoutMs: options.closeTimeoutMs,
-    ops: { join, leave, publish }
+    ops: { join, leave, publish, presence: presenceOp(registry, scope.log) }
   })
   options.onRoute?.(route)
 }

@@ -39,7 +39,7 @@ t.test('in headless Chromium', async (t) => {
   await app.register(rooms)
   await app.register(wsGateway, { closeTimeoutMs: 500, clientPublishRooms: ['public:demo'], authenticate })
   await app.register(sseGateway, { retryMs: 200 })
-  await app.register(demoRoutes, { endpoints: { rtc: false, api: false } })
+  await app.register(demoRoutes, { endpoints: { rtc: false, api: false }, publishRooms: ['public:demo'] })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.after(() => app.close())
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
@@ -104,6 +104,10 @@ t.test('in headless Chromium', async (t) => {
     await page.waitForSelector('#sse-status[data-state="open"]', WAIT)
     await until('the page on ws and sse', () => app.rooms.size('public:demo') === 2)
     t.match(await page.textContent('#whoami'), /anonymous/)
+    // the page says hello to other tabs once its streams are open: the first event of both columns
+    for (const list of ['ws', 'sse']) await page.waitForSelector(`#${list}-events li[data-event="demo.hello"].mine`, WAIT)
+    t.match(await page.textContent('#intro-note'), /Browsers may publish to public:demo on this server/)
+    await page.waitForSelector('#presence-rows tr[data-room="public:demo"][data-members="2"]', WAIT)
 
     const id = publish('public:demo', 'demo.server', { text: 'from the server' })
     for (const list of ['ws', 'sse']) {
@@ -124,14 +128,44 @@ t.test('in headless Chromium', async (t) => {
     const refusedPublish = await page.waitForSelector('#publish-result[data-kind="error"]', WAIT)
     const text = await refusedPublish.textContent()
     t.match(text, /^FORBIDDEN: publishing to room public:other is not allowed/)
-    t.match(text, /CLIENT_PUBLISH_ROOMS=public:\*/, 'and how to allow it')
+    t.match(text, /Browsers may publish to public:demo on this server \(CLIENT_PUBLISH_ROOMS/, 'and where publishing is allowed')
 
     await page.fill('#room-input', 'private:x')
     await page.click('#room-form button[type="submit"]')
     await page.waitForFunction(() => document.querySelector('#room-note')?.textContent?.includes('FORBIDDEN'), undefined, WAIT)
 
-    t.equal(await page.textContent('#ws-count'), '2')
-    t.equal(await page.textContent('#sse-count'), '2')
+    t.equal(await page.textContent('#ws-count'), '3', 'hello, the server\'s event, the page\'s publish')
+    t.equal(await page.textContent('#sse-count'), '3')
     t.same(problems, [], 'no script error, no CSP violation')
+  })
+
+  await t.test('with client publishing closed the page says so and how to open it, publishes nothing and shows no error', async (t) => {
+    const closed = Fastify()
+    await closed.register(rooms)
+    await closed.register(wsGateway, { closeTimeoutMs: 500 })
+    await closed.register(sseGateway, { retryMs: 200 })
+    await closed.register(demoRoutes, { endpoints: { rtc: false, api: '/api' }, publishRooms: [] })
+    await closed.listen({ port: 0, host: '127.0.0.1' })
+    t.after(() => closed.close())
+    const page = await browser.newPage()
+    t.after(() => page.close())
+    const problems: string[] = []
+    page.on('console', (message) => { if (message.type() === 'error' || message.type() === 'warning') problems.push(message.text()) })
+    page.on('pageerror', (err) => { problems.push(err.message) })
+    await page.goto(`http://127.0.0.1:${(closed.server.address() as AddressInfo).port}/`)
+    await page.waitForSelector('#sse-status[data-state="open"]', WAIT)
+    await page.waitForSelector('#presence-rows tr[data-room="public:demo"][data-members="2"]', WAIT)
+    t.match(await page.textContent('#intro-note'), /closed on this server \(CLIENT_PUBLISH_ROOMS is empty\): start it with CLIENT_PUBLISH_ROOMS=public:demo\*/)
+    t.match(await page.textContent('#publish-note'), /closed on this server/)
+    const id = (closed.rooms.publish('public:demo', 'demo.server', { n: 1 }) as PublishResult).id
+    for (const list of ['ws', 'sse']) await page.waitForSelector(`#${list}-events li[data-id="${id}"]`, WAIT)
+    t.equal(await page.textContent('#ws-count'), '1', 'no hello was published: only the server\'s event')
+    t.equal(await page.isVisible('#external'), true, 'the curl example shows where the external gateway is on')
+    t.match(await page.textContent('#curl-snippet'), /\/api\/rooms\/public:demo\/events/)
+    t.equal(await page.isHidden('#rtc'), true, 'the rtc section hides where rtc is off')
+    t.equal(await page.getAttribute('#gateway-list li[data-gateway="rtc"]', 'data-state'), 'off')
+    t.equal(await page.getAttribute('#gateway-list li[data-gateway="api"]', 'data-state'), 'on')
+    t.equal(await page.textContent('#rtc-status'), 'rtc: off')
+    t.same(problems, [])
   })
 })
