@@ -1,7 +1,7 @@
 // The live demo page (GET /), built on the browser client. No inline script: the page runs under a strict CSP.
 // What the server tells the page sits in <body data-*>: where each gateway is ('' when off) and the globs of
 // CLIENT_PUBLISH_ROOMS (data-publish). Sections with data-requires="<name>" show only when that gateway is on.
-/* global CSS */
+/* global CSS, sessionStorage, crypto */
 import { connect, subscribe, joinRtc } from './client.js'
 
 const $ = (id) => document.getElementById(id)
