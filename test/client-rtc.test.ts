@@ -431,3 +431,45 @@ t.test('fetchIceServers: a list or { iceServers }, invalid entries dropped, [] w
   await fetchIceServers('http://h/x', { token: 'tok', fetch: (async (_u: string, init: RequestInit) => { headers = init.headers; return new Response('[]') }) as unknown as typeof fetch })
   t.same(headers, { authorization: 'Bearer tok' })
 })
+
+t.test('frames a server should not send are ignored or read safely', async (t) => {
+  FakePC.all = []
+  const { s, socket, events } = session(t)
+  const ws = await socket()
+  ws.accept()
+  ws.push({ op: 'joined', room: 'public:call' })
+  ws.push({ op: 'joined', room: 'another', peer: 'x', peers: [] })
+  ws.push({ op: 'signal', room: 'public:call', from: 'p1', data: { description: { type: 'offer', sdp: 'o' } } })
+  ws.push({ op: 'joined', room: 'public:call', peer: 'me', peers: 'p1' })
+  t.same(await s.ready, { peer: 'me', peers: [] }, 'only a joined of this room with a peer id counts; peers that is not a list is none')
+  t.equal(FakePC.all.length, 0, 'a signal before joined is not answered')
+  ws.push({ op: 'joined', room: 'public:call', peer: 'me', peers: ['p1', 5] })
+  ws.push({ op: 'signal', room: 'public:call', from: 'p2', data: 'not an object' })
+  ws.push({ op: 'peer-left', room: 'public:call' })
+  ws.push({ op: 'event', data: 1 })
+  ws.push({ op: 'error' })
+  await until('the events', () => events.some((e) => e[0] === 'error'))
+  t.same([...s.peers.keys()], ['p1'], 'string peer ids only')
+  t.same(events.find((e) => e[0] === 'event')?.slice(1), [1, { room: '', event: '', id: '' }])
+  t.match(events.find((e) => e[0] === 'error')?.[1], { code: 'ERROR', message: 'error' })
+})
+
+t.test('a stream added later reaches a peer that answered; a description that fails with a non-Error is reported as RTC', async (t) => {
+  FakePC.all = []
+  const { s, socket, events } = session(t, { dataChannel: false })
+  const ws = await socket()
+  ws.accept()
+  await joined(s, ws, [])
+  ws.push({ op: 'signal', room: 'public:call', from: 'p4', data: { description: { type: 'offer', sdp: 'o' } } })
+  await until('the answer', () => ws.signals('p4').length === 1)
+  const pc = FakePC.all[0]
+  s.addStream(stream(track('video')))
+  t.equal(pc.senders.length, 1, 'the answering side sends the new stream to p4 too')
+  const original = FakePC.prototype.setRemoteDescription
+  FakePC.prototype.setRemoteDescription = async function () { throw 'not an Error' }
+  t.after(() => { FakePC.prototype.setRemoteDescription = original })
+  ws.push({ op: 'signal', room: 'public:call', from: 'p4', data: { description: { type: 'answer', sdp: 'a' } } })
+  await until('the error', () => events.some((e) => e[0] === 'error'))
+  t.match(events.find((e) => e[0] === 'error')?.[1], { code: 'RTC', message: 'not an Error' })
+  t.same(pc.channels, [], 'dataChannel false: no channel of its own')
+})

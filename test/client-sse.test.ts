@@ -371,3 +371,28 @@ t.test('EventSource: a later subscription resumes with the lastEventId of an ear
   const again = setup(t, 'public:a', { lastEventId: sub.lastEventId ?? undefined })
   t.equal((await again.source(1)).params().get('lastEventId'), 'v1.a-3.b-10')
 })
+
+t.test('odd events and answers are read safely: data that is not an object, events without data, a stream without content type', async (t) => {
+  const errors: GatewayError[] = []
+  const { sub, answers, fetches } = setup(t, 'public:a', { transport: 'fetch', dedupeWindow: 1, onError: (err) => { errors.push(err) } })
+  answers.push(streamResponse(['id: 1\nevent: note\ndata: 42\n\n', 'id: 2\nevent: note\ndata: {"room":"public:a","data":"x"}\n\n',
+    'id: 3\nevent: note\ndata: {"room":"public:a","data":"y"}\n\n', 'id: 2\nevent: note\ndata: {"room":"public:a","data":"again"}\n\n']).response)
+  answers.push(new Response(new Uint8Array([104, 105]), { status: 200 }))
+  answers.push(streamResponse([], { keepOpen: true }).response)
+  const got: Array<[unknown, string]> = []
+  sub.on('*', (data, meta) => { got.push([data, meta.room]) })
+  await until('three requests', () => fetches.length === 3)
+  t.same(got, [[undefined, ''], ['x', 'public:a'], ['y', 'public:a'], ['again', 'public:a']],
+    'JSON that is not an object has no room nor data; with a window of one id, id 2 was forgotten after id 3')
+  t.match(errors, [{ code: 'BAD_RESPONSE', message: 'expected text/event-stream, got nothing', status: 200 }])
+})
+
+t.test('EventSource: events whose data or id are not strings are read as text', async (t) => {
+  const { sub, source } = setup(t, 'public:a')
+  const got: unknown[] = []
+  sub.on('note', (data, meta) => { got.push([data, meta.id]) })
+  const s = await source(1)
+  s.open()
+  for (const fn of s.listeners.get('note') ?? []) fn({ data: 7, lastEventId: null } as unknown as { data: string, lastEventId: string })
+  t.same(got, [[undefined, '']], 'data 7 is the JSON number 7: no room, no data; no id')
+})

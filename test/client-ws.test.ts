@@ -633,3 +633,60 @@ t.test('presence(room) asks the server who is in a joined room: members of every
   const timedOut = c.presence('public:demo', { timeoutMs: 5 })
   await t.rejects(timedOut, { code: 'TIMEOUT' })
 })
+
+t.test('frames a server should not send are ignored or read safely; nothing throws', async (t) => {
+  const errors: GatewayError[] = []
+  const { c, socket } = client(t, { onError: (err) => { errors.push(err) }, dedupeWindow: 2 })
+  const got = collect(c)
+  c.join('a')
+  const s = await socket(1)
+  s.readyState = 1
+  s.onopen?.({})
+  // a frame that is not a string (a Buffer-like object of a Node WebSocket) is read through String()
+  s.onmessage?.({ data: { toString: () => JSON.stringify({ op: 'hello' }) } } as unknown as { data: string })
+  t.equal(c.conn, null, 'a hello without conn')
+  t.equal(c.user, null, 'a hello without user is anonymous')
+  t.equal(c.status, 'open')
+  for (const junk of ['[1,2]', 'null', '"text"', '{"op":5}', '{"op":"joined"}', '{"op":"ack","ref":"nope","id":"x"}', '{"op":"pong"}',
+    '{"op":"event","room":"a"}', '{"op":"event","event":"x","id":"1"}', '{"op":"left","ref":7}']) s.push(junk)
+  s.joinAll()
+  t.same(c.rooms.get('a'), { joined: true, lastId: null, recovered: null })
+  s.push({ op: 'event', room: 'a', event: 'x', data: 1 })
+  s.push({ op: 'event', room: 'a', event: 'x', data: 2 })
+  t.same(got.map((e) => e.data), [1, 2], 'events without id cannot be deduplicated: both delivered')
+  for (const id of ['1', '2', '3', '1']) s.push({ op: 'event', room: 'a', event: 'x', data: id, id })
+  t.same(got.map((e) => e.data), [1, 2, '1', '2', '3', '1'], 'a window of 2 ids: the oldest is forgotten')
+  s.push({ op: 'error', ref: 12 })
+  s.push({ op: 'error', code: 'FORBIDDEN', message: 'm', ref: 'unknown-ref' })
+  t.match(errors, [{ code: 'ERROR', message: 'error', ref: 12 }, { code: 'FORBIDDEN', ref: 'unknown-ref' }], 'errors nobody waits for go to onError')
+  const published = c.publish('a', 'x')
+  const frame = s.frames('publish')[0]
+  t.equal(frame.data, null, 'undefined data is sent as null')
+  s.push({ op: 'ack', ref: frame.ref })
+  t.same(await published, { id: '' }, 'an ack without id')
+})
+
+t.test('close() before the socket exists, with a socket whose close throws, and a token function that returns no string', async (t) => {
+  let release!: (token: string) => void
+  const pending = client(t, { token: () => new Promise<string>((resolve) => { release = resolve }) })
+  await pending.c.close()
+  t.equal(pending.c.status, 'closed', 'closed while the token was on its way')
+  release('late')
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  t.equal(pending.sockets.length, 0, 'and no socket is opened after')
+
+  const errors: string[] = []
+  let calls = 0
+  const odd = client(t, {
+    token: (() => ++calls === 1 ? 42 : 'tok') as unknown as () => string,
+    onError: (err) => { errors.push(`${err.code}: ${err.message}`) }
+  })
+  const s = await odd.socket(1)
+  t.match(errors, [/^TOKEN: the token function failed: a token must be a string$/])
+  s.accept(null)
+  t.same(s.sent[0], { op: 'auth', token: 'tok', ref: s.sent[0].ref }, 'retried with a string')
+  s.close = () => { throw new Error('broken socket') }
+  odd.c.reconnect()
+  await odd.socket(2)
+  t.equal(odd.c.status, 'reconnecting', 'a socket that cannot be closed is dropped anyway')
+})
