@@ -13,6 +13,11 @@ export default tseslint.config(
     }
   },
   {
+    // the browser client and the demo routes: no `any` (typed end to end)
+    files: ['lib/client/**/*.ts', 'scripts/**/*.ts', 'routes/demo.ts', 'routes/ws-presence.ts'],
+    rules: { '@typescript-eslint/no-explicit-any': 'error' }
+  },
+  {
     files: ['public/**/*.js'],
     languageOptions: { globals: { window: 'readonly', document: 'readonly', WebSocket: 'readonly', EventSource: 'readonly', RTCPeerConnection: 'readonly', navigator: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', URL: 'readonly', location: 'readonly', fetch: 'readonly', Math: 'readonly' } }
   }
