@@ -22,8 +22,6 @@ export default tseslint.config(
       'lib/rooms/types.ts',
       'plugins/external.ts', 'plugins/stripe.ts', 'test/external-hooks.test.ts', 'test/external-lib.test.ts',
       'test/external-server.test.ts', 'test/external.test.ts',
-      'public/client.d.ts', 'test/client-browser.test.ts', 'test/client-demo.test.ts', 'test/client-rtc.test.ts',
-      'test/client-sse.test.ts', 'test/client-ws.test.ts',
       'test/helpers/instance.ts', 'test/helpers/tools.ts'
     ],
     rules: { '@typescript-eslint/no-explicit-any': 'warn' }

@@ -7,10 +7,19 @@ import { sseGateway } from '../plugins/sse.js'
 import { demoRoutes, DEFAULT_CSP } from '../routes/demo.js'
 import type { PublishResult } from '../lib/rooms/types.js'
 import { launchChromium } from './helpers/chromium.js'
+import type { GatewayClient } from '../public/client.js'
 
 // public/client.js and the demo page in headless Chromium (one browser for both tests).
 
 const WAIT = { timeout: 15_000 }
+
+/** what the page script of the reconnect test keeps on window */
+interface TestWindow {
+  got: Array<{ n: number, id: string }>
+  gaps: unknown[]
+  statuses: string[]
+  client: GatewayClient
+}
 
 async function until (what: string, predicate: () => boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -50,7 +59,7 @@ t.test('in headless Chromium', async (t) => {
     t.after(() => page.close())
     await page.goto(`${base}/blank`)
     await page.evaluate(async () => {
-      const w = window as any
+      const w = window as unknown as TestWindow
       const path = '/client.js'
       const { connect } = await import(path)
       w.got = []
@@ -63,7 +72,7 @@ t.test('in headless Chromium', async (t) => {
       await w.client.join('public:news')
     })
     const ids = [publish('public:news', 'note', { n: 1 }), publish('public:news', 'note', { n: 2 })]
-    await page.waitForFunction(() => (window as any).got.length === 2, undefined, WAIT)
+    await page.waitForFunction(() => (window as unknown as TestWindow).got.length === 2, undefined, WAIT)
 
     down = true
     for (const socket of app.websocketServer.clients) socket.terminate()
@@ -72,11 +81,11 @@ t.test('in headless Chromium', async (t) => {
     await until('a reconnect attempt refused while down', () => refused >= 1)
     down = false
 
-    await page.waitForFunction(() => (window as any).got.length === 5, undefined, WAIT)
+    await page.waitForFunction(() => (window as unknown as TestWindow).got.length === 5, undefined, WAIT)
     ids.push(publish('public:news', 'note', { n: 6 }))
-    await page.waitForFunction(() => (window as any).got.length >= 6, undefined, WAIT)
+    await page.waitForFunction(() => (window as unknown as TestWindow).got.length >= 6, undefined, WAIT)
     const state = await page.evaluate(() => {
-      const w = window as any
+      const w = window as unknown as TestWindow
       return { got: w.got, gaps: w.gaps, statuses: w.statuses, recovered: w.client.recovered('public:news'), status: w.client.status }
     })
     t.same(state.got.map((e: { n: number }) => e.n), [1, 2, 3, 4, 5, 6], 'none lost, none twice, in order')
@@ -87,7 +96,7 @@ t.test('in headless Chromium', async (t) => {
     t.equal(state.statuses[0], 'open')
     t.equal(state.statuses.at(-1), 'open')
     t.ok(state.statuses.filter((s: string) => s === 'reconnecting').length >= 2, 'it retried while the server refused')
-    await page.evaluate(() => (window as any).client.close())
+    await page.evaluate(() => (window as unknown as TestWindow).client.close())
   })
 
   await t.test('the demo page shows published events over ws and sse with their ids, and the server\'s answer to a publish', async (t) => {

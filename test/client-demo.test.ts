@@ -142,7 +142,7 @@ t.test('options: a custom or no CSP, the assets max-age, a root directory; bad o
   await t.rejects(async () => { await missing.register(demoRoutes, { root: empty }) }, { code: 'GW_INVALID_OPTIONS', message: /root: cannot read index\.html/ })
   const bad = Fastify()
   t.after(() => bad.close())
-  await t.rejects(async () => { await bad.register(demoRoutes, { maxAge: 1 } as any) }, { code: 'GW_INVALID_OPTIONS', message: /unknown option "maxAge"/ })
+  await t.rejects(async () => { await bad.register(demoRoutes, { maxAge: 1 } as never) }, { code: 'GW_INVALID_OPTIONS', message: /unknown option "maxAge"/ })
   const badEndpoint = Fastify()
   t.after(() => badEndpoint.close())
   await t.rejects(async () => { await badEndpoint.register(demoRoutes, { endpoints: { ws: 'no slash' } }) }, { message: /endpoints\.ws/ })

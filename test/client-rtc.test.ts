@@ -6,6 +6,7 @@ import { joinRtc, fetchIceServers, type RtcOptions, type RtcSession, type Gatewa
 // helper does with the protocol: who offers, candidate queueing, glare, cleanup. client-rtc-browser.test.ts runs the
 // same helper with Chromium's real RTCPeerConnection.
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- frames as the scripted server reads them, nested fields included
 interface Frame { op: string, [key: string]: any }
 
 async function until (what: string, predicate: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -261,7 +262,7 @@ t.test('the member already there answers an offer: it adds its tracks to the ans
   const remote = stream(track('video'))
   pc.ontrack?.({ track: track('video'), streams: [remote] })
   pc.ontrack?.({ track: track('audio') })
-  t.ok(peer.streams.has(remote as any))
+  t.ok(peer.streams.has(remote))
   t.same(events.filter((e) => ['channel', 'message', 'track'].includes(e[0])).map((e) => e[0]), ['channel', 'message', 'track', 'track'])
   t.same(events.find((e) => e[0] === 'message')?.slice(1, 2), ['hi back'])
   channel.close()
@@ -411,11 +412,11 @@ t.test('a token function that throws fails the session; missing implementations 
   s.on('error', (err) => { errors.push(err) })
   await t.rejects(s.ready, { code: 'TOKEN' })
   t.match(errors, [{ code: 'TOKEN' }])
-  t.throws(() => s.on('error', 'x' as any), TypeError)
+  t.throws(() => s.on('error', 'x' as never), TypeError)
   t.throws(() => joinRtc('ws://h/rtc', 'r', { WebSocket: sig.FakeSocket }), /no RTCPeerConnection/)
-  const original = (globalThis as any).WebSocket
-  delete (globalThis as any).WebSocket
-  t.after(() => { (globalThis as any).WebSocket = original })
+  const original = (globalThis as unknown as Record<string, unknown>).WebSocket
+  delete (globalThis as unknown as Record<string, unknown>).WebSocket
+  t.after(() => { (globalThis as unknown as Record<string, unknown>).WebSocket = original })
   t.throws(() => joinRtc('ws://h/rtc', 'r', { RTCPeerConnection: FakePC }), /no WebSocket/)
 })
 

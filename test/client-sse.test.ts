@@ -235,7 +235,7 @@ t.test('a token function that throws is reported and retried', async (t) => {
 t.test('subscribe checks its arguments', async (t) => {
   const { FakeSource } = fakeEventSource()
   t.throws(() => subscribe('http://h/sse', [], { EventSource: FakeSource }), /at least one room/)
-  t.throws(() => subscribe('http://h/sse', 'a', { transport: 'websocket' as any }), /transport/)
+  t.throws(() => subscribe('http://h/sse', 'a', { transport: 'websocket' as never }), /transport/)
   t.throws(() => subscribe('http://h/sse', 'a'), /no EventSource implementation/, 'Node has no EventSource')
   t.throws(() => subscribe('ftp://h/sse', 'a', { EventSource: FakeSource }), TypeError)
 })

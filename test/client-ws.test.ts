@@ -4,6 +4,7 @@ import { connect, GatewayError, type GatewayClient, type ConnectOptions } from '
 // The ws client of public/client.js against a scripted fake WebSocket: every frame it sends is recorded and the test
 // plays the server, so reconnects, resumes, duplicates and errors happen exactly when the test says.
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- frames as the scripted server reads them, nested fields included
 interface Frame { op: string, [key: string]: any }
 
 async function until (what: string, predicate: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -177,7 +178,7 @@ t.test('events reach on(name), the catch-all and room filters; unsubscribe and o
   t.same(removed, [])
   t.same(c.eventNames.sort(), ['*', 'note', 'other'])
   t.throws(() => c.on('', () => {}), TypeError)
-  t.throws(() => c.on('x', null as any), TypeError)
+  t.throws(() => c.on('x', null as never), TypeError)
 })
 
 t.test('after a drop it reconnects and rejoins every room with since = the last id seen in that room', async (t) => {
@@ -228,7 +229,7 @@ t.test('recovered:false calls the gap callbacks with the room and the since that
   s3.accept()
   s3.joinAll(false)
   t.equal(gaps.length, 3, 'the removed callback is not called again')
-  t.throws(() => c.onGap('nope' as any), TypeError)
+  t.throws(() => c.onGap('nope' as never), TypeError)
 })
 
 t.test('an event already delivered is dropped when the server replays it after a resume: nothing twice', async (t) => {
@@ -542,7 +543,7 @@ t.test('errors without a ref, a refused auth frame and a failing token function 
   s.push('null')
   s.push({ op: 'unknown-op' })
   t.match(errors.slice(1), [{ code: 'UNAUTHENTICATED' }, { code: 'RATE_LIMITED' }, { code: 'ERROR' }])
-  t.throws(() => c.onError(undefined as any), TypeError)
+  t.throws(() => c.onError(undefined as never), TypeError)
 })
 
 t.test('a WebSocket constructor that throws is reported and retried', async (t) => {
@@ -565,9 +566,9 @@ t.test('a WebSocket constructor that throws is reported and retried', async (t) 
 
 t.test('a listener that throws is reported and the others still get the event', async (t) => {
   const reported: unknown[] = []
-  const original = (globalThis as any).reportError
-  ;(globalThis as any).reportError = (err: unknown) => { reported.push(err) }
-  t.after(() => { (globalThis as any).reportError = original })
+  const original = (globalThis as unknown as Record<string, unknown>).reportError
+  ;(globalThis as unknown as Record<string, unknown>).reportError = (err: unknown) => { reported.push(err) }
+  t.after(() => { (globalThis as unknown as Record<string, unknown>).reportError = original })
   const { c, socket } = client(t, { onStatus: () => { throw new Error('status listener') } })
   c.on('x', () => { throw new Error('event listener') })
   const got = collect(c)
@@ -581,9 +582,9 @@ t.test('a listener that throws is reported and the others still get the event', 
 })
 
 t.test('without reportError a throwing listener surfaces as an uncaught error after the delivery', async (t) => {
-  const original = (globalThis as any).reportError
-  delete (globalThis as any).reportError
-  t.after(() => { (globalThis as any).reportError = original })
+  const original = (globalThis as unknown as Record<string, unknown>).reportError
+  delete (globalThis as unknown as Record<string, unknown>).reportError
+  t.after(() => { (globalThis as unknown as Record<string, unknown>).reportError = original })
   const uncaught: unknown[] = []
   const listeners = process.listeners('uncaughtException')
   process.removeAllListeners('uncaughtException')
@@ -605,10 +606,10 @@ t.test('without reportError a throwing listener surfaces as an uncaught error af
 })
 
 t.test('options are checked when connecting', async (t) => {
-  t.throws(() => connect('ws://h/ws', { auth: 'header' as any, WebSocket: class {} }), TypeError)
-  const original = (globalThis as any).WebSocket
-  delete (globalThis as any).WebSocket
-  t.after(() => { (globalThis as any).WebSocket = original })
+  t.throws(() => connect('ws://h/ws', { auth: 'header' as never, WebSocket: class {} }), TypeError)
+  const original = (globalThis as unknown as Record<string, unknown>).WebSocket
+  delete (globalThis as unknown as Record<string, unknown>).WebSocket
+  t.after(() => { (globalThis as unknown as Record<string, unknown>).WebSocket = original })
   t.throws(() => connect('ws://h/ws'), /no WebSocket implementation/)
   t.throws(() => connect('ftp://h/ws', { WebSocket: class {} }), TypeError)
 })
