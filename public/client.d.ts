@@ -266,6 +266,18 @@ export declare class GatewayClient extends RoomEvents {
 	presence(room: string, options?: {
 		timeoutMs?: number;
 	}): Promise<Presence>;
+	/**
+	 * Sends a fresh token (from the `token` function) for the same user on the live connection, without reconnecting;
+	 * resolves `{ exp }` (the new expiry in seconds since the epoch, null: none) at `refreshed`. The server asks for
+	 * this by itself before a token expires (`refresh` op, docs/protocol.md), and the client answers when `token` is a
+	 * function. Rooms the new token no longer allows are left by the server and reported to `onError` (`FORBIDDEN`).
+	 * A refused token ends the connection (`UNAUTHENTICATED`, close 1008); the client then reconnects.
+	 */
+	refresh(options?: {
+		timeoutMs?: number;
+	}): Promise<{
+		exp: number | null;
+	}>;
 	/** Round trip to the server; resolves with the time in ms. */
 	ping(options?: {
 		timeoutMs?: number;

@@ -472,6 +472,25 @@ var GatewayClient = class extends RoomEvents {
       };
     });
   }
+  /**
+   * Sends a fresh token (from the `token` function) for the same user on the live connection, without reconnecting;
+   * resolves `{ exp }` (the new expiry in seconds since the epoch, null: none) at `refreshed`. The server asks for
+   * this by itself before a token expires (`refresh` op, docs/protocol.md), and the client answers when `token` is a
+   * function. Rooms the new token no longer allows are left by the server and reported to `onError` (`FORBIDDEN`).
+   * A refused token ends the connection (`UNAUTHENTICATED`, close 1008); the client then reconnects.
+   */
+  async refresh(options = {}) {
+    let token;
+    try {
+      token = await resolveToken(this.#token);
+    } catch (err) {
+      throw new GatewayError("TOKEN", `the token function failed: ${messageOf(err)}`);
+    }
+    if (token === null) throw new GatewayError("TOKEN", "no token to refresh with");
+    const answer = await this.#request({ op: "refresh", token }, "refresh", options.timeoutMs);
+    const exp = answer?.exp;
+    return { exp: typeof exp === "number" ? exp : null };
+  }
   /** Round trip to the server; resolves with the time in ms. */
   ping(options = {}) {
     const started = Date.now();
@@ -596,11 +615,17 @@ var GatewayClient = class extends RoomEvents {
       case "joined":
         this.#onJoined(frame);
         return;
-      case "ack":
       case "left":
+        this.#onLeft(frame);
+        return;
+      case "ack":
       case "pong":
       case "presence":
+      case "refreshed":
         this.#settle(refOf(frame), frame);
+        return;
+      case "refresh":
+        this.#onRefreshAsked();
         return;
       case "error":
         this.#onErrorFrame(frame);
@@ -713,6 +738,28 @@ var GatewayClient = class extends RoomEvents {
     info.recovered = recovered;
     for (const waiter of info.waiters.splice(0)) waiter.resolve({ room: info.room, recovered });
     if (recovered === false) this.emitGap({ room: info.room, since: info.sentSince });
+  }
+  /** `left`: the answer to our leave, or the server leaving a room by itself (a refreshed token lost it). */
+  #onLeft(frame) {
+    const ref = refOf(frame);
+    if (typeof ref === "string" && this.#pending.has(ref)) {
+      this.#settle(ref, frame);
+      return;
+    }
+    const room = stringField(frame, "room");
+    const info = room === void 0 ? void 0 : this.#rooms.get(room);
+    if (info === void 0 || !info.joined) return;
+    this.#rooms.delete(info.room);
+    this.#tracker.forget(info.room);
+    this.emitError(new GatewayError("FORBIDDEN", `the server left room ${info.room}: the token no longer allows it`, { room: info.room }));
+  }
+  /** The server asks for a fresh token before the current one expires: answer when the token option can give one. */
+  #onRefreshAsked() {
+    if (typeof this.#token !== "function") return;
+    this.refresh().catch((err) => {
+      if (err instanceof GatewayError && (err.code === "DISCONNECTED" || err.code === "CLOSED")) return;
+      this.emitError(err instanceof GatewayError ? err : new GatewayError("TOKEN", messageOf(err)));
+    });
   }
   #onErrorFrame(frame) {
     const ref = refOf(frame);
@@ -910,10 +957,17 @@ var SseSubscription = class extends RoomEvents {
     source.addEventListener("gap", (e) => {
       if (source === this.#source) this.#onGapEvent(textOf(e.data), textOf(e.lastEventId));
     });
+    source.addEventListener("expired", (e) => {
+      if (source !== this.#source) return;
+      this.#source = null;
+      source.close();
+      this.#onExpired(textOf(e.data));
+      this.#failed(null);
+    });
     for (const name of this.eventNames) this.#listen(source, name);
   }
   #listen(source, name) {
-    if (name === "*" || name === "gap" || this.#listening.has(name)) return;
+    if (name === "*" || name === "gap" || name === "expired" || this.#listening.has(name)) return;
     this.#listening.add(name);
     source.addEventListener(name, (e) => {
       if (source === this.#source) this.#onMessage(name, textOf(e.data), textOf(e.lastEventId));
@@ -989,6 +1043,7 @@ var SseSubscription = class extends RoomEvents {
         for (const event of parser.feed(decoder.decode(value, { stream: true }))) {
           if (controller.signal.aborted) return;
           if (event.event === "gap") this.#onGapEvent(event.data, event.id);
+          else if (event.event === "expired") this.#onExpired(event.data);
           else this.#onMessage(event.event, event.data, event.id);
         }
         if (parser.retry !== void 0) this.#retryMs = parser.retry;
@@ -1022,6 +1077,20 @@ var SseSubscription = class extends RoomEvents {
     }
     this.emitGap({ room, since: this.#lastEventId });
     if (id !== "") this.#lastEventId = id;
+  }
+  /**
+   * `event: expired`: the stream's token expired and the server ends the stream (docs/protocol.md). Reported as
+   * `UNAUTHENTICATED`; the stream starts over, with a fresh token when `token` is a function (a fixed token is then
+   * refused with 401, which stops the subscription).
+   */
+  #onExpired(text) {
+    let message = "token expired";
+    try {
+      const payload = JSON.parse(text);
+      if (isRecord(payload) && typeof payload.message === "string") message = payload.message;
+    } catch {
+    }
+    this.emitError(new GatewayError("UNAUTHENTICATED", message));
   }
   #setStatus(status, detail) {
     if (status === this.#status && status !== "reconnecting") return;
@@ -1255,6 +1324,24 @@ var RtcSession = class {
         await this.#signal(peer, data);
         return;
       }
+      case "refresh": {
+        if (typeof this.#options.token !== "function") return;
+        let token;
+        try {
+          token = await resolveToken(this.#options.token);
+        } catch (err) {
+          this.#events.emit("error", new GatewayError("TOKEN", `the token function failed: ${messageOf(err)}`));
+          return;
+        }
+        const socket = this.#socket;
+        if (token !== null && socket !== null && socket.readyState === OPEN) socket.send(JSON.stringify({ op: "refresh", token }));
+        return;
+      }
+      case "left":
+        if (frame.room !== this.room || refOf(frame) !== void 0) return;
+        this.#fail(new GatewayError("FORBIDDEN", `the server left room ${this.room}: the token no longer allows it`, { room: this.room }));
+        this.close();
+        return;
       case "peer-left": {
         const peer = this.peers.get(stringField(frame, "peer") ?? "");
         if (peer !== void 0) this.#removePeer(peer, true);

@@ -396,3 +396,33 @@ t.test('EventSource: events whose data or id are not strings are read as text', 
   for (const fn of s.listeners.get('note') ?? []) fn({ data: 7, lastEventId: null } as unknown as { data: string, lastEventId: string })
   t.same(got, [[undefined, '']], 'data 7 is the JSON number 7: no room, no data; no id')
 })
+
+t.test('event: expired (the token ran out) is reported as UNAUTHENTICATED and the stream starts over with a fresh token', async (t) => {
+  let n = 0
+  const errors: GatewayError[] = []
+  const viaFetch = setup(t, 'user:1', { transport: 'fetch', token: () => `tok-${++n}`, onError: (err) => { errors.push(err) } })
+  viaFetch.answers.push(streamResponse(['id: 1\nevent: note\ndata: {"room":"user:1","data":1}\n\n',
+    'event: expired\ndata: {"code":"UNAUTHENTICATED","message":"token expired"}\n\n']).response)
+  viaFetch.answers.push(streamResponse([], { keepOpen: true }).response)
+  const got: string[] = []
+  viaFetch.sub.on('*', (_data, meta) => { got.push(meta.event) })
+  await until('the second request', () => viaFetch.fetches.length === 2)
+  t.same(got, ['note'], 'expired is not an event of the rooms')
+  t.match(errors, [{ code: 'UNAUTHENTICATED', message: 'token expired' }])
+  const headers = viaFetch.fetches.map((f) => (f.init.headers as Record<string, string>).authorization)
+  t.same(headers, ['Bearer tok-1', 'Bearer tok-2'])
+
+  const sourceErrors: GatewayError[] = []
+  let m = 0
+  const viaSource = setup(t, 'user:1', { token: () => `tok-${++m}`, onError: (err) => { sourceErrors.push(err) } })
+  viaSource.sub.on('expired', () => { t.fail('expired is not handed to listeners') })
+  const s1 = await viaSource.source(1)
+  s1.open()
+  s1.emit('expired', 'not json')
+  t.equal(s1.readyState, 2, 'the browser\'s source (which would retry with the old token) is closed')
+  const s2 = await viaSource.source(2)
+  t.equal(s2.params().get('token'), 'tok-2')
+  t.match(sourceErrors, [{ code: 'UNAUTHENTICATED', message: 'token expired' }])
+  s1.emit('expired', '{}')
+  t.equal(sourceErrors.length, 1, 'the old source is ignored')
+})

@@ -691,3 +691,74 @@ t.test('close() before the socket exists, with a socket whose close throws, and 
   await odd.socket(2)
   t.equal(odd.c.status, 'reconnecting', 'a socket that cannot be closed is dropped anyway')
 })
+
+t.test('token refresh: asked by the server, the client sends a fresh token from its token function on the live connection', async (t) => {
+  let n = 0
+  const errors: GatewayError[] = []
+  const { c, socket, sockets } = client(t, { token: () => `tok-${++n}`, onError: (err) => { errors.push(err) } })
+  c.join('a')
+  c.join('b')
+  const s = await socket(1)
+  s.accept(null)
+  s.push({ op: 'hello', conn: 'c-1', user: 'u1', ref: s.sent[0].ref })
+  s.joinAll()
+  s.push({ op: 'refresh', exp: 1_900_000_000 })
+  await until('the refresh frame', () => s.frames('refresh').length === 1)
+  const [asked] = s.frames('refresh')
+  t.match(asked, { op: 'refresh', token: 'tok-2' })
+  // the new token lost room b: the server leaves it, then answers
+  s.push({ op: 'left', room: 'b' })
+  s.push({ op: 'refreshed', ref: asked.ref, exp: 1_900_000_600 })
+  t.match(errors, [{ code: 'FORBIDDEN', room: 'b', message: /the server left room b/ }])
+  t.same([...c.rooms.keys()], ['a'], 'a room the server left is not rejoined')
+  const byHand = c.refresh()
+  await until('a second refresh', () => s.frames('refresh').length === 2)
+  t.equal(s.frames('refresh')[1].token, 'tok-3')
+  s.push({ op: 'refreshed', ref: s.frames('refresh')[1].ref, exp: 1_900_000_900 })
+  t.same(await byHand, { exp: 1_900_000_900 }, 'refresh() by hand resolves the new expiry')
+  const noExpiry = c.refresh()
+  await until('a third refresh', () => s.frames('refresh').length === 3)
+  s.push({ op: 'refreshed', ref: s.frames('refresh')[2].ref, exp: null })
+  t.same(await noExpiry, { exp: null })
+  t.equal(sockets.length, 1, 'never a reconnect')
+  t.equal(errors.length, 1)
+})
+
+t.test('token refresh: a fixed token is not refreshed; a failing token function or a refused token are reported', async (t) => {
+  const fixed = client(t, { token: 'fixed' })
+  const s1 = await fixed.socket(1)
+  s1.accept()
+  s1.push({ op: 'refresh', exp: 1 })
+  // the positive signal: a ping answered on a later turn of the event loop, after any refresh would have gone out
+  const later = fixed.c.ping()
+  setTimeout(() => { s1.push({ op: 'pong', ref: s1.frames('ping')[0].ref }) }, 0)
+  await later
+  t.same(s1.frames('refresh'), [], 'nothing to refresh with: the server ends the connection at expiry')
+  const anonymous = client(t)
+  await t.rejects(anonymous.c.refresh(), { code: 'TOKEN', message: 'no token to refresh with' })
+
+  let calls = 0
+  const errors: GatewayError[] = []
+  const failing = client(t, {
+    token: () => {
+      if (++calls === 2) throw new Error('session ended')
+      return `tok-${calls}`
+    },
+    onError: (err) => { errors.push(err) }
+  })
+  const s2 = await failing.socket(1)
+  s2.accept()
+  s2.push({ op: 'refresh', exp: 1 })
+  await until('the token error', () => errors.length === 1)
+  t.match(errors, [{ code: 'TOKEN', message: 'the token function failed: session ended' }])
+  s2.push({ op: 'refresh', exp: 1 })
+  await until('the refresh frame', () => s2.frames('refresh').length === 1)
+  s2.push({ op: 'error', code: 'UNAUTHENTICATED', message: 'a refreshed token must be for the same user', ref: s2.frames('refresh')[0].ref })
+  await until('the refusal', () => errors.length === 2)
+  t.match(errors[1], { code: 'UNAUTHENTICATED' })
+  s2.push({ op: 'refresh', exp: 1 })
+  await until('another refresh frame', () => s2.frames('refresh').length === 2)
+  s2.drop(1008)
+  await failing.socket(2)
+  t.equal(errors.length, 2, 'a refresh cut by the close is not an error of its own: the client reconnects')
+})

@@ -315,6 +315,26 @@ export class RtcSession {
         await this.#signal(peer, data)
         return
       }
+      case 'refresh': {
+        // the server asks for a fresh token before the current one expires (docs/protocol.md)
+        if (typeof this.#options.token !== 'function') return
+        let token: string | null
+        try {
+          token = await resolveToken(this.#options.token)
+        } catch (err) {
+          this.#events.emit('error', new GatewayError('TOKEN', `the token function failed: ${messageOf(err)}`))
+          return
+        }
+        const socket = this.#socket
+        if (token !== null && socket !== null && socket.readyState === OPEN) socket.send(JSON.stringify({ op: 'refresh', token }))
+        return
+      }
+      case 'left':
+        // the server left the call room by itself: the refreshed token no longer allows it
+        if (frame.room !== this.room || refOf(frame) !== undefined) return
+        this.#fail(new GatewayError('FORBIDDEN', `the server left room ${this.room}: the token no longer allows it`, { room: this.room }))
+        this.close()
+        return
       case 'peer-left': {
         const peer = this.peers.get(stringField(frame, 'peer') ?? '')
         if (peer !== undefined) this.#removePeer(peer, true)

@@ -166,11 +166,19 @@ export class SseSubscription extends RoomEvents {
     source.addEventListener('gap', (e) => {
       if (source === this.#source) this.#onGapEvent(textOf(e.data), textOf(e.lastEventId))
     })
+    source.addEventListener('expired', (e) => {
+      if (source !== this.#source) return
+      // the browser would reconnect with the same (expired) token in the URL: start over with a fresh one instead
+      this.#source = null
+      source.close()
+      this.#onExpired(textOf(e.data))
+      this.#failed(null)
+    })
     for (const name of this.eventNames) this.#listen(source, name)
   }
 
   #listen (source: SourceLike, name: string): void {
-    if (name === '*' || name === 'gap' || this.#listening.has(name)) return
+    if (name === '*' || name === 'gap' || name === 'expired' || this.#listening.has(name)) return
     this.#listening.add(name)
     source.addEventListener(name, (e) => {
       if (source === this.#source) this.#onMessage(name, textOf(e.data), textOf(e.lastEventId))
@@ -253,6 +261,7 @@ export class SseSubscription extends RoomEvents {
         for (const event of parser.feed(decoder.decode(value, { stream: true }))) {
           if (controller.signal.aborted) return
           if (event.event === 'gap') this.#onGapEvent(event.data, event.id)
+          else if (event.event === 'expired') this.#onExpired(event.data)
           else this.#onMessage(event.event, event.data, event.id)
         }
         if (parser.retry !== undefined) this.#retryMs = parser.retry
@@ -288,6 +297,20 @@ export class SseSubscription extends RoomEvents {
     } catch {}
     this.emitGap({ room, since: this.#lastEventId })
     if (id !== '') this.#lastEventId = id
+  }
+
+  /**
+   * `event: expired`: the stream's token expired and the server ends the stream (docs/protocol.md). Reported as
+   * `UNAUTHENTICATED`; the stream starts over, with a fresh token when `token` is a function (a fixed token is then
+   * refused with 401, which stops the subscription).
+   */
+  #onExpired (text: string): void {
+    let message = 'token expired'
+    try {
+      const payload: unknown = JSON.parse(text)
+      if (isRecord(payload) && typeof payload.message === 'string') message = payload.message
+    } catch {}
+    this.emitError(new GatewayError('UNAUTHENTICATED', message))
   }
 
   #setStatus (status: ClientStatus, detail: StatusDetail): void {

@@ -68,7 +68,7 @@ interface RoomInfo {
 type Answer = Record<string, unknown> | null
 
 interface Pending {
-  kind: 'publish' | 'leave' | 'ping' | 'presence'
+  kind: 'publish' | 'leave' | 'ping' | 'presence' | 'refresh'
   text: string
   resolve: (value: Answer) => void
   reject: (err: GatewayError) => void
@@ -233,6 +233,26 @@ export class GatewayClient extends RoomEvents {
     })
   }
 
+  /**
+   * Sends a fresh token (from the `token` function) for the same user on the live connection, without reconnecting;
+   * resolves `{ exp }` (the new expiry in seconds since the epoch, null: none) at `refreshed`. The server asks for
+   * this by itself before a token expires (`refresh` op, docs/protocol.md), and the client answers when `token` is a
+   * function. Rooms the new token no longer allows are left by the server and reported to `onError` (`FORBIDDEN`).
+   * A refused token ends the connection (`UNAUTHENTICATED`, close 1008); the client then reconnects.
+   */
+  async refresh (options: { timeoutMs?: number } = {}): Promise<{ exp: number | null }> {
+    let token: string | null
+    try {
+      token = await resolveToken(this.#token)
+    } catch (err) {
+      throw new GatewayError('TOKEN', `the token function failed: ${messageOf(err)}`)
+    }
+    if (token === null) throw new GatewayError('TOKEN', 'no token to refresh with')
+    const answer = await this.#request({ op: 'refresh', token }, 'refresh', options.timeoutMs)
+    const exp = answer?.exp
+    return { exp: typeof exp === 'number' ? exp : null }
+  }
+
   /** Round trip to the server; resolves with the time in ms. */
   ping (options: { timeoutMs?: number } = {}): Promise<number> {
     const started = Date.now()
@@ -347,10 +367,12 @@ export class GatewayClient extends RoomEvents {
       case 'event': this.#onEvent(frame); return
       case 'hello': this.#onHello(frame); return
       case 'joined': this.#onJoined(frame); return
+      case 'left': this.#onLeft(frame); return
       case 'ack':
-      case 'left':
       case 'pong':
-      case 'presence': this.#settle(refOf(frame), frame); return
+      case 'presence':
+      case 'refreshed': this.#settle(refOf(frame), frame); return
+      case 'refresh': this.#onRefreshAsked(); return
       case 'error': this.#onErrorFrame(frame)
     }
   }
@@ -471,6 +493,31 @@ export class GatewayClient extends RoomEvents {
     info.recovered = recovered
     for (const waiter of info.waiters.splice(0)) waiter.resolve({ room: info.room, recovered })
     if (recovered === false) this.emitGap({ room: info.room, since: info.sentSince })
+  }
+
+  /** `left`: the answer to our leave, or the server leaving a room by itself (a refreshed token lost it). */
+  #onLeft (frame: Record<string, unknown>): void {
+    const ref = refOf(frame)
+    if (typeof ref === 'string' && this.#pending.has(ref)) {
+      this.#settle(ref, frame)
+      return
+    }
+    const room = stringField(frame, 'room')
+    const info = room === undefined ? undefined : this.#rooms.get(room)
+    if (info === undefined || !info.joined) return
+    // not rejoined after a reconnect either: the token no longer allows it
+    this.#rooms.delete(info.room)
+    this.#tracker.forget(info.room)
+    this.emitError(new GatewayError('FORBIDDEN', `the server left room ${info.room}: the token no longer allows it`, { room: info.room }))
+  }
+
+  /** The server asks for a fresh token before the current one expires: answer when the token option can give one. */
+  #onRefreshAsked (): void {
+    if (typeof this.#token !== 'function') return // a fixed token cannot be renewed: the connection ends at expiry
+    this.refresh().catch((err: unknown) => {
+      if (err instanceof GatewayError && (err.code === 'DISCONNECTED' || err.code === 'CLOSED')) return
+      this.emitError(err instanceof GatewayError ? err : new GatewayError('TOKEN', messageOf(err)))
+    })
   }
 
   #onErrorFrame (frame: Record<string, unknown>): void {
