@@ -330,7 +330,7 @@ function readFrame(raw) {
   } catch {
     return null;
   }
-  return value !== null && typeof value === "object" && !Array.isArray(value) ? value : null;
+  return isRecord(value) ? value : null;
 }
 function refOf(frame) {
   return typeof frame.ref === "string" || typeof frame.ref === "number" ? frame.ref : void 0;

@@ -1,3 +1,5 @@
+import { isRecord } from './errors.js'
+
 /** WebSocket readyState of an open socket. */
 export const OPEN = 1
 
@@ -32,7 +34,7 @@ export function readFrame (raw: unknown): Record<string, unknown> | null {
   } catch {
     return null
   }
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? value as Record<string, unknown> : null
+  return isRecord(value) ? value : null
 }
 
 /** A frame's `ref` when it is one the client could have sent (a string or a number). */
