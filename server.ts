@@ -54,7 +54,8 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
     // GET / (the demo page) and the browser client, telling the page which other gateways are on
     const on = (name: GatewayName, path: string) => config.gateways.has(name) ? path : false as const
     await app.register(demoRoutes, {
-      endpoints: { ws: '/ws', sse: on('sse', '/sse'), rtc: on('rtc', '/rtc'), api: on('external', '/api') }
+      endpoints: { ws: '/ws', sse: on('sse', '/sse'), rtc: on('rtc', '/rtc'), api: on('external', '/api') },
+      publishRooms: config.CLIENT_PUBLISH_ROOMS
     })
   },
   sse: async (app, { config, authenticate, policy }) => {
