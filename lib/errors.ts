@@ -27,6 +27,10 @@ export const GatewayErrors = {
   KAFKA_TOO_LATE: createError('GW_KAFKA_TOO_LATE', 'app.kafka.%s() must be called before the app is ready: the consumer subscribes when it starts', 500),
   KAFKA_INVALID_TOPIC: createError('GW_KAFKA_INVALID_TOPIC', 'invalid Kafka topic %s: expected 1 to 249 characters of A-Za-z0-9._-', 400),
   KAFKA_UNAVAILABLE: createError('GW_KAFKA_UNAVAILABLE', 'kafka is unavailable: %s', 503),
+  // ---- stream gateways (mqtt, nats, redis-streams): %s is the broker
+  STREAM_TOO_LATE: createError('GW_STREAM_TOO_LATE', 'app.%s.%s() must be called before the app is ready: the consumer subscribes when it starts', 500),
+  STREAM_INVALID: createError('GW_STREAM_INVALID', 'invalid %s %s: %s', 400),
+  STREAM_UNAVAILABLE: createError('GW_STREAM_UNAVAILABLE', '%s is unavailable: %s', 503),
   SSE_UNAUTHENTICATED: createError('GW_SSE_UNAUTHENTICATED', '%s', 401),
   SSE_ORIGIN_FORBIDDEN: createError('GW_SSE_ORIGIN_FORBIDDEN', 'origin %s is not allowed', 403),
   SSE_ROOM_FORBIDDEN: createError('GW_SSE_ROOM_FORBIDDEN', 'room %s is not allowed', 403),

@@ -24,6 +24,8 @@ export interface PatternSyntax {
   /** why `pattern` is not a valid pattern, or null when it is */
   problem (pattern: string): string | null
   compile (pattern: string): CompiledPattern
+  /** what a consumer subscribes to for RegExp handlers, where the broker needs a pattern (`#` in MQTT) */
+  catchAll?: string
   /** where the dead letters of a message from `name` go */
   deadLetterOf (name: string): string
   /** whether `name` (a message's name or a pattern) is a dead-letter destination */
@@ -74,6 +76,7 @@ export function mqttTopics (dlqPrefix = 'dlq/'): PatternSyntax {
   return {
     noun: 'topic filter',
     problem: mqttFilterProblem,
+    catchAll: '#',
     wildcards: (filter) => filter.split('/').filter((level) => level === '+').length,
     compile: (filter) => {
       const levels = filter.split('/')
@@ -132,6 +135,7 @@ export function natsSubjects (dlqPrefix = 'dlq.'): PatternSyntax {
   return {
     noun: 'subject',
     problem: (subject) => natsSubjectProblem(subject, true),
+    catchAll: '>',
     wildcards: (subject) => subject.split('.').filter((token) => token === '*').length,
     compile: (subject) => {
       const tokens = subject.split('.')

@@ -46,6 +46,12 @@ export interface Delivery<F extends object, R = unknown> {
   attempt?: number
   /** an identity of this message across its deliveries (redelivery mode: routes that succeeded are not run again) */
   id?: string
+  /**
+   * The patterns (sources) of the subscriptions it came through, when the broker says so (MQTT subscription
+   * identifiers): only their routes run, so overlapping subscriptions, each delivering its own copy, run each
+   * route once. RegExp routes belong to the syntax's `catchAll`.
+   */
+  via?: ReadonlySet<string>
   /** the broker's own message, for the dead letter */
   raw: R
 }
@@ -179,7 +185,8 @@ export class StreamProcessor<F extends object, R = unknown> {
     return this.options.retries + 1
   }
 
-  private matches (match: CompiledPattern | RegExp, source: string, isDlq: boolean): string[] | null {
+  private matches (match: CompiledPattern | RegExp, source: string, isDlq: boolean, via?: ReadonlySet<string>): string[] | null {
+    if (via !== undefined && !via.has(match instanceof RegExp ? this.options.syntax.catchAll ?? '' : match.source)) return null
     if (match instanceof RegExp) return !isDlq && match.test(source) ? [] : null
     // a wildcard reaches a dead-letter destination only when the pattern itself names dead letters
     if (isDlq && !this.options.syntax.isDeadLetter(match.source)) return null
@@ -197,11 +204,11 @@ export class StreamProcessor<F extends object, R = unknown> {
     const handlers: Array<{ index: number, route: HandlerRoute, wildcards: string[] }> = []
     const bridges: Array<{ index: number, route: BridgeRoute, wildcards: string[] }> = []
     this.handlers.forEach((route, index) => {
-      const wildcards = this.matches(route.match, source, isDlq)
+      const wildcards = this.matches(route.match, source, isDlq, delivery.via)
       if (wildcards !== null) handlers.push({ index, route, wildcards })
     })
     this.bridges.forEach((route, index) => {
-      const wildcards = this.matches(route.match, source, isDlq)
+      const wildcards = this.matches(route.match, source, isDlq, delivery.via)
       if (wildcards !== null) bridges.push({ index: this.handlers.length + index, route, wildcards })
     })
     if (handlers.length === 0 && bridges.length === 0) return 'ignored'
