@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { pathToFileURL } from 'node:url'
+import { hostname } from 'node:os'
 import type { DestinationStream } from 'pino'
 import { loadConfig, ConfigError, type Config, type GatewayName } from './lib/config.js'
 import { loggerOptions } from './lib/log.js'
@@ -11,6 +12,9 @@ import { rooms } from './plugins/rooms.js'
 import { healthRoutes } from './routes/health.js'
 import { RedisBus, RedisDedupeStore, createRedisClient, closeClient } from './lib/redis/index.js'
 import { kafkaGateway, type KafkaClientConfig } from './plugins/kafka.js'
+import { mqttGateway } from './plugins/mqtt.js'
+import { natsGateway } from './plugins/nats.js'
+import { redisStreamsGateway } from './plugins/redis-streams.js'
 import { wsGateway } from './plugins/ws.js'
 import { demoRoutes } from './routes/demo.js'
 import { sseGateway } from './plugins/sse.js'
@@ -163,6 +167,55 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       }
     })
     checks.kafka = () => app.kafka.isReady()
+  },
+  mqtt: async (app, { config, checks }) => {
+    await app.register(mqttGateway, {
+      // loadConfig refuses to start the mqtt gateway without it
+      url: config.MQTT_URL as string,
+      bridge: config.MQTT_BRIDGE,
+      group: config.MQTT_GROUP,
+      // stable across restarts (the broker keeps this id's session), distinct per instance on one host
+      clientId: config.MQTT_CLIENT_ID ?? `${config.MQTT_GROUP}-${hostname()}-${config.PORT}`.replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 128),
+      sessionExpiryS: config.MQTT_SESSION_EXPIRY_S,
+      keepaliveS: config.MQTT_KEEPALIVE_S,
+      ...streamTuning(config)
+    })
+    checks.mqtt = () => app.mqtt.isReady()
+  },
+  nats: async (app, { config, checks }) => {
+    await app.register(natsGateway, {
+      // loadConfig refuses to start the nats gateway without it
+      servers: config.NATS_URL as string[],
+      bridge: config.NATS_BRIDGE,
+      stream: config.NATS_STREAM,
+      durable: config.NATS_DURABLE,
+      ackWaitMs: config.NATS_ACK_WAIT_MS,
+      ...streamTuning(config)
+    })
+    checks.nats = () => app.nats.isReady()
+  },
+  'redis-streams': async (app, { config, checks }) => {
+    await app.register(redisStreamsGateway, {
+      // loadConfig refuses to start the redis-streams gateway without one of them
+      url: (config.REDIS_STREAMS_URL ?? config.REDIS_URL) as string,
+      bridge: config.REDIS_STREAMS_BRIDGE,
+      group: config.REDIS_STREAMS_GROUP,
+      claimMs: config.REDIS_STREAMS_CLAIM_MS,
+      blockMs: config.REDIS_STREAMS_BLOCK_MS,
+      ...(config.REDIS_STREAMS_CONSUMER === undefined ? {} : { consumer: config.REDIS_STREAMS_CONSUMER }),
+      ...streamTuning(config)
+    })
+    checks['redis-streams'] = () => app.redisStreams.isReady()
+  }
+}
+
+/** What the mqtt, nats and redis-streams gateways share in server.ts. */
+function streamTuning (config: Config) {
+  return {
+    retries: config.STREAM_RETRIES,
+    retryBackoffMs: config.STREAM_RETRY_BACKOFF_MS,
+    // half of the shutdown budget: the rest is for the other gateways and the HTTP server
+    closeTimeoutMs: Math.floor(config.SHUTDOWN_TIMEOUT_MS / 2)
   }
 }
 

@@ -156,6 +156,16 @@ const EnvSchema = z.object({
   REDIS_STREAMS_GROUP: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9_.:-' }).default('fastify-gateways'),
   REDIS_STREAMS_CLAIM_MS: int(100, 24 * 3600 * 1000, 30_000),
 
+  // ---- stream gateways (mqtt, nats, redis-streams): tuning, docs/streams.md
+  STREAM_RETRIES: int(0, 100, 3),
+  STREAM_RETRY_BACKOFF_MS: int(0, 600_000, 200),
+  MQTT_CLIENT_ID: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, { error: 'must be 1 to 128 characters of A-Za-z0-9_.:-' }).optional(),
+  MQTT_SESSION_EXPIRY_S: int(0, 4_294_967_295, 600),
+  MQTT_KEEPALIVE_S: int(1, 65_535, 30),
+  NATS_ACK_WAIT_MS: int(100, 3_600_000, 30_000),
+  REDIS_STREAMS_CONSUMER: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, { error: 'must be 1 to 128 characters of A-Za-z0-9_.:-' }).optional(),
+  REDIS_STREAMS_BLOCK_MS: int(10, 60_000, 1000),
+
   // ---- sslcommerz
   SSLCOMMERZ_STORE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: 'must be the store id SSLCommerz issued (letters, digits, _.-)' }).optional(),
   SSLCOMMERZ_STORE_PASSWORD: z.string().min(1).optional(),
