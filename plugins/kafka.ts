@@ -159,7 +159,7 @@ async function kafkaGatewayPlugin (app: FastifyInstance, raw: KafkaGatewayOption
       if (typeof handler !== 'function') throw new TypeError('app.kafka.on: handler must be a function')
       const schema = onOptions.schema
       if (schema !== undefined && typeof schema?.safeParse !== 'function') throw new TypeError('app.kafka.on: schema must be a zod schema')
-      processor.on(topic, handler as KafkaHandler<any>, schema)
+      processor.on(topic, handler as KafkaHandler<never>, schema)
     },
     bridge (topic, roomTemplate) {
       if (frozen) throw new GatewayErrors.KAFKA_TOO_LATE('bridge')

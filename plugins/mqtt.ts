@@ -119,7 +119,7 @@ async function mqttGatewayPlugin (app: FastifyInstance, raw: MqttGatewayOptions)
   })
   for (const rule of options.bridge) processor.bridge(rule.topic, rule.template)
 
-  const { api, freeze } = createStreamApi<MqttFields, MqttEmitOptions, MqttEmitResult>({
+  const { api, freeze } = createStreamApi<MqttFields, MqttEmitOptions, MqttEmitResult, IPublishPacket>({
     decorator: options.decorator,
     processor,
     tooLate: (method) => new GatewayErrors.STREAM_TOO_LATE(options.decorator, method),

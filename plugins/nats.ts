@@ -106,7 +106,7 @@ async function natsGatewayPlugin (app: FastifyInstance, raw: NatsGatewayOptions)
   })
   for (const rule of options.bridge) processor.bridge(rule.topic, rule.template)
 
-  const { api, freeze } = createStreamApi<NatsFields, NatsEmitOptions, NatsEmitResult>({
+  const { api, freeze } = createStreamApi<NatsFields, NatsEmitOptions, NatsEmitResult, JsMsg>({
     decorator: options.decorator,
     processor,
     tooLate: (method) => new GatewayErrors.STREAM_TOO_LATE(options.decorator, method),

@@ -100,7 +100,7 @@ async function redisStreamsGatewayPlugin (app: FastifyInstance, raw: RedisStream
   })
   for (const rule of options.bridge) processor.bridge(rule.topic, rule.template)
 
-  const { api, freeze } = createStreamApi<RedisStreamFields, RedisStreamsEmitOptions, RedisStreamsEmitResult>({
+  const { api, freeze } = createStreamApi<RedisStreamFields, RedisStreamsEmitOptions, RedisStreamsEmitResult, RawEntry>({
     decorator: options.decorator,
     processor,
     tooLate: (method) => new GatewayErrors.STREAM_TOO_LATE(options.decorator, method),

@@ -92,8 +92,8 @@ export class MessageProcessor {
     })
   }
 
-  on (match: string | RegExp, handler: KafkaHandler<any>, schema?: MessageSchema): void {
-    this.core.on(match, handler as never, schema)
+  on (match: string | RegExp, handler: KafkaHandler<never>, schema?: MessageSchema): void {
+    this.core.on(match, handler, schema)
   }
 
   bridge (topic: string, template: string): void {

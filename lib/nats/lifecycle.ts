@@ -322,7 +322,7 @@ export class NatsLifecycle {
       const outcome = await processor.process(delivery, this.abort.signal)
       if (outcome === 'retry') message.nak(processor.retryDelay(delivery.attempt ?? 1))
       else if (outcome === 'abandoned') message.nak()
-      else if (outcome === 'dead-lettered') message.term('dead-lettered')
+      else if (outcome === 'dead-lettered') message.term()
       else message.ack()
     } catch (err) {
       // the dead letter could not be written: it comes again

@@ -26,10 +26,10 @@ export interface StreamApi<F extends object, EmitOptions, EmitResult> {
   isReady (): boolean
 }
 
-export interface StreamApiOptions<F extends object, EmitOptions, EmitResult> {
+export interface StreamApiOptions<F extends object, EmitOptions, EmitResult, R = unknown> {
   /** the decorator's name, for messages (`app.<name>.on`) */
   decorator: string
-  processor: StreamProcessor<F, any>
+  processor: StreamProcessor<F, R>
   /** the error for on/bridge after the app is ready */
   tooLate: (method: string) => Error
   /** the error for a pattern or target the broker cannot take */
@@ -41,7 +41,7 @@ export interface StreamApiOptions<F extends object, EmitOptions, EmitResult> {
 }
 
 /** Builds the decorator; `freeze()` (at `onReady`) closes `on`/`bridge`. */
-export function createStreamApi<F extends object, EmitOptions, EmitResult> (options: StreamApiOptions<F, EmitOptions, EmitResult>) {
+export function createStreamApi<F extends object, EmitOptions, EmitResult, R = unknown> (options: StreamApiOptions<F, EmitOptions, EmitResult, R>) {
   const { processor, decorator } = options
   let frozen = false
   const checkPattern = (pattern: unknown) => {
@@ -55,7 +55,7 @@ export function createStreamApi<F extends object, EmitOptions, EmitResult> (opti
       if (typeof handler !== 'function') throw new TypeError(`app.${decorator}.on: handler must be a function`)
       const schema = onOptions.schema
       if (schema !== undefined && typeof schema?.safeParse !== 'function') throw new TypeError(`app.${decorator}.on: schema must be a zod schema`)
-      processor.on(pattern, handler as StreamHandler<unknown, F>, schema)
+      processor.on(pattern, handler as StreamHandler<never, F>, schema)
     },
     bridge (pattern, roomTemplate) {
       if (frozen) throw options.tooLate('bridge')

@@ -94,7 +94,8 @@ export interface ProcessorOptions<F extends object, R> {
 
 interface HandlerRoute {
   readonly match: CompiledPattern | RegExp
-  readonly handler: StreamHandler<any, any>
+  /** called with the message's value (after its schema) as `value` */
+  readonly handler: (message: never) => unknown
   readonly schema: MessageSchema | undefined
 }
 
@@ -136,7 +137,7 @@ export class StreamProcessor<F extends object, R = unknown> {
   }
 
   /** Adds a handler; throws a TypeError when `pattern` is not valid for this broker. */
-  on (pattern: string | RegExp, handler: StreamHandler<any, F>, schema?: MessageSchema): void {
+  on (pattern: string | RegExp, handler: StreamHandler<never, F>, schema?: MessageSchema): void {
     // a global or sticky RegExp keeps state between test() calls: match with a plain copy
     const match = pattern instanceof RegExp ? new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, '')) : this.compile(pattern)
     this.handlers.push({ match, handler, schema })
@@ -253,7 +254,7 @@ export class StreamProcessor<F extends object, R = unknown> {
         input = parsed.data
       }
       const message = syntax.wildcards === undefined ? shared : { ...shared, wildcards }
-      const result = await tryRoute(index, (attempt) => route.handler({ ...message, value: input, attempt } as StreamMessage<unknown, F>))
+      const result = await tryRoute(index, (attempt) => route.handler({ ...message, value: input, attempt } as never))
       if (result === 'abandoned') return 'abandoned'
       if (result !== true) failures.push({ type: 'handler', ...result })
     }

@@ -6,15 +6,17 @@ import Fastify from 'fastify'
 
 const config = JSON.parse(process.argv[2]) as { broker: string, options: Record<string, unknown>, pattern: string, noHang?: boolean }
 const app = Fastify()
-const plugins = {
-  mqtt: async () => (await import('../../plugins/mqtt.js')).mqttGateway,
-  nats: async () => (await import('../../plugins/nats.js')).natsGateway,
-  'redis-streams': async () => (await import('../../plugins/redis-streams.js')).redisStreamsGateway
-} as Record<string, () => Promise<any>>
+type Api = { on: (pattern: string, handler: (message: { value: { id: string, hang?: boolean }, attempt: number, dup?: boolean }) => unknown) => void, isReady: () => boolean }
+// the options come from the test as JSON: each plugin checks them at register
+const plugins: Record<string, () => Promise<(app: typeof Fastify.prototype, options: object) => Promise<void>>> = {
+  mqtt: async () => (await import('../../plugins/mqtt.js')).mqttGateway as never,
+  nats: async () => (await import('../../plugins/nats.js')).natsGateway as never,
+  'redis-streams': async () => (await import('../../plugins/redis-streams.js')).redisStreamsGateway as never
+}
 await app.register(await plugins[config.broker](), config.options)
 const decorator = (config.options.decorator as string | undefined) ?? (config.broker === 'redis-streams' ? 'redisStreams' : config.broker)
-const api = (app as unknown as Record<string, any>)[decorator]
-api.on(config.pattern, async (message: { value: { id: string, hang?: boolean }, attempt: number, dup?: boolean }) => {
+const api = (app as unknown as Record<string, Api>)[decorator]
+api.on(config.pattern, async (message) => {
   const { id, hang } = message.value
   if (hang === true && config.noHang !== true) {
     process.stdout.write(`entered ${id}\n`)
