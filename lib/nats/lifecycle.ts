@@ -1,4 +1,4 @@
-import type { ConnectionOptions, ConsumerConfig, ConsumerMessages, JetStreamManager, JsMsg, MsgHdrs, NatsConnection, PubAck, StreamConfig } from 'nats'
+import type { ConnectionOptions, ConsumerConfig, JetStreamManager, JsMsg, MsgHdrs, NatsConnection, PubAck, StreamConfig } from 'nats'
 import { GatewayErrors } from '../errors.js'
 import { errorText, keepAlive, restartLoop, settlesBy } from '../streams/async.js'
 import type { Delivery, StreamProcessor } from '../streams/processor.js'
@@ -63,16 +63,16 @@ const HEADER_LIMIT = 1000
  * never waits for a server); the first connect is retried here with a backoff, and nats.js reconnects forever after
  * (`maxReconnectAttempts: -1`). Each round makes sure the streams and the durable consumer exist, then consumes
  * until the consumer fails (deleted, server restarted without its data...), and the next round sets them up again.
+ * It pulls in batches (`fetch`, at most `maxAckPending` messages, expiring after 1 s).
  *
  * Messages are handled one at a time: ack after handling, `nak(delay)` for a retry (the server delivers it again
  * after the backoff, to this or another instance), and after the last attempt a dead letter published to
  * `dlq.<subject>` through JetStream (its ack awaited) before the original is terminated. A long handler tells the
  * server it is still `working()`. Closing stops pulling, finishes the message in hand, releases (`nak`) those pulled
- * but not started, and drains the connection.
+ * but not started (waiting for the batch to end, at most 1 s), and drains the connection.
  */
 export class NatsLifecycle {
   private nc: NatsConnection | null = null
-  private messages: ConsumerMessages | null = null
   private readonly abort = new AbortController()
   private readonly pendingEmits = new Set<Promise<unknown>>()
   private started = false
@@ -132,7 +132,6 @@ export class NatsLifecycle {
     this.stopped = (async () => {
       const { log, closeTimeoutMs } = this.options
       const deadline = Date.now() + closeTimeoutMs
-      this.messages?.stop()
       const drained = (async () => {
         await this.loop
         await this.inFlight
@@ -168,28 +167,31 @@ export class NatsLifecycle {
     await this.ensureConsumer(jsm, nc, subjects, patterns)
     if (this.stopping) return false
     const consumer = await nc.jetstream().consumers.get(this.options.stream, this.options.durable)
-    const messages = await consumer.consume({ max_messages: this.options.maxAckPending, abort_on_missing_resource: true })
-    this.messages = messages
-    if (this.stopping) messages.stop()
     this.consuming = true
     this.options.log.info({ stream: this.options.stream, durable: this.options.durable }, 'nats: consuming')
     try {
-      for await (const message of messages) {
-        if (this.stopping) {
-          // pulled but not started: release it to the other instances now
-          message.nak()
-          continue
+      // pull batches: a batch ends when it is full or the server expires the request (after at most 1 s), so
+      // closing never cuts off a message the server already sent; those pulled but not started are released
+      while (!this.stopping) {
+        const batch = await consumer.fetch({ max_messages: this.options.maxAckPending, expires: 1000 })
+        // released once the batch ended: a nak while it is open would bring the message straight back into it
+        const release: JsMsg[] = []
+        for await (const message of batch) {
+          if (this.stopping) {
+            release.push(message)
+            continue
+          }
+          this.inFlight = this.handle(message)
+          await this.inFlight
+          this.inFlight = null
         }
-        this.inFlight = this.handle(message)
-        await this.inFlight
-        this.inFlight = null
+        for (const message of release) message.nak()
+        const ended = await batch.closed()
+        if (ended instanceof Error) throw ended
       }
     } finally {
       this.consuming = false
-      this.messages = null
     }
-    const ended = await messages.closed()
-    if (ended instanceof Error && !this.stopping) throw ended
     return true
   }
 
