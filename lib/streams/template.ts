@@ -69,7 +69,7 @@ export function compileRoomTemplate (source: string, options: TemplateOptions = 
       let room = ''
       for (const part of parts) {
         if (typeof part === 'string') room += part
-        else if (typeof part === 'number') room += wildcards[part] ?? ''
+        else if (typeof part === 'number') room += wildcardText(wildcards, part)
         else room += fieldText(value, part)
       }
       if (!isRoomName(room)) {
@@ -84,6 +84,12 @@ function checkLiteral (source: string, literal: string): void {
   if (!LITERAL.test(literal)) {
     throw new TypeError(`room template ${JSON.stringify(source)}: ${JSON.stringify(literal)} has characters a room name cannot have (${ROOM_NAME_RULE})`)
   }
+}
+
+function wildcardText (wildcards: readonly string[], index: number): string {
+  const value = wildcards[index]
+  if (value === undefined || value.length === 0) throw new TemplateError(`wildcard {${index + 1}} is empty`)
+  return value
 }
 
 function fieldText (value: unknown, path: string[]): string {
