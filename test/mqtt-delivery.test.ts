@@ -108,4 +108,15 @@ t.test('mqtt delivery guarantees against mosquitto', async (t) => {
     await startApp('closing', 'closing', 'orders', (m) => { again.push(id(m)) }, { sessionExpiryS: 60 })
     t.same(await again.take(2), ['o2', 'o3'], 'the same client id resumes its session: o1 (acknowledged) does not come again')
   })
+
+  t.test('a host\'s own MQTT.js client carries emits and dead letters and stays open on close', async (t) => {
+    const own = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'host-own' })
+    t.after(() => own.endAsync(true))
+    const got = new Inbox<string>()
+    const app = await startApp('hosted', 'hosted', 'hosted', (m) => { got.push(id(m)) }, { client: own })
+    await app.mqtt.emit('hosted', { id: 'h1' })
+    t.equal(await got.next(), 'h1')
+    await app.close()
+    t.ok(own.connected, 'the host\'s client stays connected')
+  })
 })
