@@ -1,7 +1,7 @@
 // The broker's own client consuming with no work, for bench/streams.ts: argv[2] is JSON { broker, url, target,
 // count }. Consumes the same way the gateway does (MQTT: QoS 1 shared subscription; NATS: durable pull consumer,
 // ack each; Redis: consumer group, XREADGROUP COUNT 10 + XACK each), prints `ready`, then `done <ms>` (first to
-// last message) once `count` messages arrived.
+// last message) once `count` messages arrived. Acknowledgements are not awaited one by one (as in the gateway).
 const config = JSON.parse(process.argv[2]) as { broker: string, url: string, target: string, count: number }
 let seen = 0
 let first = 0
@@ -44,7 +44,7 @@ if (config.broker === 'mqtt') {
     const reply = await reader.xreadgroupBuffer('GROUP', group, 'c', 'COUNT', 10, 'BLOCK', 1000, 'STREAMS', config.target, '>') as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
     for (const [, entries] of reply ?? []) {
       for (const [id] of entries) {
-        await writer.xack(config.target, group, id)
+        void writer.xack(config.target, group, id)
         got()
       }
     }

@@ -339,7 +339,7 @@ export class RedisStreamsLifecycle {
     const stopBeat = keepAlive(Math.max(50, Math.floor(claimMs / 3)), () => writer.xclaim(entry.stream, group, consumer, 0, entry.id, 'JUSTID'))
     try {
       const outcome = await processor.process(delivery, this.abort.signal)
-      if (outcome === 'handled' || outcome === 'ignored') await writer.xack(entry.stream, group, entry.id)
+      if (outcome === 'handled' || outcome === 'ignored') this.ack(entry)
       else if (outcome === 'retry') this.scheduleRetry(entry, processor.retryDelay(attempt))
       // dead-lettered: acknowledged with its dead letter; abandoned: left pending, claimed again later
     } catch (err) {
@@ -348,6 +348,19 @@ export class RedisStreamsLifecycle {
     } finally {
       stopBeat()
     }
+  }
+
+  /**
+   * XACK without waiting for its reply before the next entry (the acknowledgements are pipelined on the writer; close
+   * waits for them). One that fails leaves the entry pending: it is claimed again, at least once.
+   */
+  private ack (entry: RawEntry): void {
+    const { writer, group, log } = this.options
+    const acking = writer.xack(entry.stream, group, entry.id).catch((err: unknown) => {
+      log.warn({ err: { message: errorText(err) }, stream: entry.stream, id: entry.id }, 'redis-streams: XACK failed; the entry will be claimed again')
+    })
+    this.pendingEmits.add(acking)
+    void acking.then(() => { this.pendingEmits.delete(acking) })
   }
 
   private scheduleRetry (entry: RawEntry, delay: number): void {
