@@ -186,6 +186,7 @@ export class MqttLifecycle {
       log.info({ clientId, sessionPresent: connack.sessionPresent }, 'mqtt: consumer connected')
       this.subscribe(consumer)
     })
+    /* c8 ignore next 4: brokers that say so (EMQX, HiveMQ); mosquitto 2.0 just closes the connection */
     consumer.on('disconnect', (packet) => {
       // 142: another connection took this client id over; two instances with one id would take turns forever
       if (packet.reasonCode === 142) log.error({ clientId }, 'mqtt: another client connected with this client id; give every instance its own clientId')

@@ -66,7 +66,7 @@ interface Retry { stream: string, id: string, due: number, delay: number }
  * At least once: XACK only after handling. Entries a crashed instance left pending are claimed with XAUTOCLAIM once
  * idle for `claimMs`, and the delivery count Redis keeps is the attempt: past the retries, the entry is
  * dead-lettered. A failing entry stays pending and is claimed again by this consumer after the backoff (XCLAIM, which
- * counts a delivery). A dead letter is an XADD to `<key>.dlq` and the XACK of the original in one MULTI. A long handler
+ * counts a delivery). A dead letter is an XADD to `<key>.dlq` and the XACK of the original in one script. A long handler
  * keeps its entry from being claimed by resetting its idle time (XCLAIM ... JUSTID).
  */
 export class RedisStreamsLifecycle {
@@ -123,7 +123,11 @@ export class RedisStreamsLifecycle {
     return await adding
   }
 
-  /** The dead letter of `entry` on `destination` (`data`, `error`, `source` and more) and the XACK of the original, in one MULTI. */
+  /**
+   * The dead letter of `entry` on `destination` (`data`, `error`, `source` and more) and the XACK of the original, in
+   * one script: a failed XADD (a key of another type, out of memory) acknowledges nothing. (MULTI would still run
+   * the XACK after a failed XADD.)
+   */
   async deadLetter (entry: RawEntry, failure: Failure, destination: string): Promise<void> {
     const { writer, group } = this.options
     const data = entry.fields.find(([name]) => name === 'data')?.[1] ?? Buffer.alloc(0)
@@ -132,9 +136,7 @@ export class RedisStreamsLifecycle {
       if (!DLQ_FIELDS.has(name)) args.push(name, value)
     }
     args.push('data', data, 'error', failure.error, 'error-type', failure.type, 'attempts', String(failure.attempts), 'source', entry.stream, 'id', entry.id)
-    const replies = await writer.multi().xadd(destination, '*', ...args).xack(entry.stream, group, entry.id).exec()
-    const failed = replies?.find(([err]) => err !== null)
-    if (replies === null || failed !== undefined) throw failed?.[0] ?? new Error('the dead-letter transaction was aborted')
+    await writer.eval(DEAD_LETTER, 2, destination, entry.stream, group, entry.id, ...args)
   }
 
   stop (): Promise<void> {
@@ -370,6 +372,12 @@ export class RedisStreamsLifecycle {
 
 /** ioredis's Buffer-reply commands, called with a plain argument list */
 type Command = (...args: Array<string | number>) => Promise<unknown>
+
+/** KEYS: dead-letter stream, original stream; ARGV: group, entry id, then the dead letter's field/value pairs. */
+const DEAD_LETTER = `
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+`
 
 /** Fields a dead letter sets itself (the original's fields of these names are replaced). */
 const DLQ_FIELDS = new Set(['data', 'error', 'error-type', 'attempts', 'source', 'id'])
