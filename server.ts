@@ -16,7 +16,6 @@ import { demoRoutes } from './routes/demo.js'
 import { sseGateway } from './plugins/sse.js'
 import { externalGateway } from './plugins/external.js'
 import { stripeGateway } from './plugins/stripe.js'
-import { publishStripeEvent } from './lib/stripe/publish.js'
 import { smsGateway } from './plugins/sms.js'
 import { rtcSignalGateway } from './plugins/rtc-signal.js'
 
@@ -100,7 +99,8 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       bodyLimit: config.STRIPE_BODY_LIMIT,
       handlerTimeoutMs: config.STRIPE_HANDLER_TIMEOUT_MS,
       store,
-      on: { '*': async (event, ctx) => { await publishStripeEvent(ctx.rooms, event, ctx.log) } }
+      // stripe.<type> to room stripe and user:<id> (docs/stripe.md)
+      publish: true
     })
   },
   sms: async (app, { config }) => {

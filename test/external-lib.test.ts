@@ -3,7 +3,6 @@ import { Webhook as StandardWebhook } from 'standardwebhooks'
 import { Webhook as SvixWebhook } from 'svix'
 import { ApiKeyTable, bearerKey } from '../lib/external/api-keys.js'
 import { Idempotency, canonicalJson, requestFingerprint } from '../lib/external/idempotency.js'
-import { runOnce } from '../lib/external/once.js'
 import { WebhookVerifier, decodeSecret, signWebhook } from '../lib/external/standard-webhooks.js'
 import { buildOpenApi } from '../lib/external/openapi.js'
 import { decodePayload } from '../routes/external-hooks.js'
@@ -138,38 +137,6 @@ t.test('an answer is replayed only for its time to live', async (t) => {
   now += 1
   t.equal((await idempotency.run('a', 'k', 'f', work)).kind, 'fresh')
   t.equal(runs, 2)
-})
-
-t.test('a repeat waiting on a first attempt that fails runs the work itself', async (t) => {
-  const store = new MemoryDedupeStore()
-  let release!: () => void
-  const gate = new Promise<void>((resolve) => { release = resolve })
-  const first = runOnce(store, 'k', { leaseMs: 10_000, ttlMs: 10_000, waitMs: 10_000 }, async () => {
-    await gate
-    throw new Error('first attempt failed')
-  })
-  const second = runOnce(store, 'k', { leaseMs: 10_000, ttlMs: 10_000, waitMs: 10_000 }, async () => 'second')
-  release()
-  await t.rejects(first, /first attempt failed/)
-  t.same(await second, { kind: 'fresh', value: 'second' })
-  t.same(await runOnce(store, 'k', { leaseMs: 1, ttlMs: 1000, waitMs: 1 }, async () => 'third'), { kind: 'done', value: 'second' })
-})
-
-t.test('a repeat gives up after its wait while the first is still running', async (t) => {
-  const store = new MemoryDedupeStore()
-  let release!: () => void
-  const gate = new Promise<void>((resolve) => { release = resolve })
-  const first = runOnce(store, 'k', { leaseMs: 10_000, ttlMs: 10_000, waitMs: 10_000 }, async () => { await gate; return 'first' })
-  t.same(await runOnce(store, 'k', { leaseMs: 10_000, ttlMs: 10_000, waitMs: 20 }, async () => 'second'), { kind: 'busy' })
-  release()
-  t.same(await first, { kind: 'fresh', value: 'first' })
-})
-
-t.test('a store that keeps releasing the key ends in busy, not a loop', async (t) => {
-  const store = new MemoryDedupeStore()
-  store.claim = async () => ({ state: 'pending' })
-  store.wait = async () => ({ state: 'released' })
-  t.same(await runOnce(store, 'k', { leaseMs: 1, ttlMs: 1, waitMs: 1 }, async () => 'never'), { kind: 'busy' })
 })
 
 t.test('a webhook payload is its JSON, else its text, else null', async (t) => {
