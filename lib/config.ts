@@ -72,6 +72,11 @@ const EnvSchema = z.object({
   CLIENT_PUBLISH_ROOMS: list.default([]),
   HISTORY_SIZE: int(0, 100_000, 100),
   HISTORY_TTL_MS: int(1000, 30 * 24 * 3600 * 1000, 24 * 3600 * 1000),
+  // ---- history memory budget (in-memory bus; docs/scale-out.md has the formula)
+  HISTORY_ROOMS: int(1, 10_000_000, 10_000),
+  HISTORY_MAX_BYTES: int(64 * 1024, 64 * 1024 * 1024 * 1024, 64 * 1024 * 1024),
+  HISTORY_ROOM_MAX_BYTES: int(1024, 1024 * 1024 * 1024, 1024 * 1024),
+  HISTORY_EVENT_MAX_BYTES: int(256, 1024 * 1024 * 1024, 256 * 1024),
   REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, { error: 'must be a redis:// or rediss:// URL' }).optional(),
   REDIS_CLUSTER_NODES: list.pipe(z.array(z.string().regex(/^[^\s:/]+:\d{1,5}$/, { error: 'each node must be host:port' }))
     .min(1, { error: 'is empty' })).optional(),

@@ -17,6 +17,12 @@ const RoomsOptions = z.strictObject({
   historySize: z.number().int().min(0).max(100_000).default(100),
   historyTtlMs: z.number().int().min(1000).default(24 * 3600 * 1000),
   historyRooms: z.number().int().min(1).default(10_000),
+  /** bytes of history kept in total by the in-memory bus (every room, bookkeeping included); oldest events go first */
+  historyMaxBytes: z.number().int().min(64 * 1024).default(64 * 1024 * 1024),
+  /** bytes of history kept per room */
+  historyRoomMaxBytes: z.number().int().min(1024).default(1024 * 1024),
+  /** an event larger than this is delivered live but not kept for resume (a resume across it reports a gap) */
+  historyEventMaxBytes: z.number().int().min(256).default(256 * 1024),
   bus: z.custom<Bus>((v) => typeof (v as Bus)?.append === 'function' && typeof (v as Bus)?.history === 'function', {
     message: 'must implement the Bus interface (append, history, attach, isReady, close)'
   }).optional()
@@ -27,7 +33,12 @@ export type RoomsOptions = z.input<typeof RoomsOptions>
 async function roomsPlugin (app: FastifyInstance, raw: RoomsOptions) {
   const options = parseOptions('fastify-gateways/rooms', RoomsOptions, raw)
   const bus = options.bus ?? new MemoryBus({
-    historySize: options.historySize, historyTtlMs: options.historyTtlMs, historyRooms: options.historyRooms
+    historySize: options.historySize,
+    historyTtlMs: options.historyTtlMs,
+    historyRooms: options.historyRooms,
+    historyMaxBytes: options.historyMaxBytes,
+    historyRoomMaxBytes: options.historyRoomMaxBytes,
+    historyEventMaxBytes: options.historyEventMaxBytes
   })
   const registry = new RoomRegistry({
     bus,

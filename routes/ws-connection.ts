@@ -2,8 +2,6 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import websocket from '@fastify/websocket'
 import type {} from '@fastify/websocket'
 import type { WebSocket } from 'ws'
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Duplex } from 'node:stream'
 import type { Authenticate, GatewayUser } from '../lib/auth/user.js'
 import { createOriginPolicy } from '../lib/auth/origin.js'
 import { extractToken } from '../lib/auth/token.js'
@@ -13,6 +11,7 @@ import type { RoomRegistry } from '../lib/rooms/registry.js'
 import { SocketConnection, type ConnectionLimits, type OpHandler } from '../lib/ws/connection.js'
 import type { RoomAccess } from '../lib/ws/access.js'
 import type { Ref } from '../lib/ws/protocol.js'
+import { UpgradeGuard, startClosing } from '../lib/ws/shutdown.js'
 
 /**
  * The Fastify side of a socket gateway (ws, rtc), shared so each gateway only writes its ops.
@@ -86,6 +85,10 @@ export async function ensureWebsocket (app: FastifyInstance, options: EnsureWebs
     }
     return
   }
+  // shutdown (lib/ws/shutdown.ts): registered before @fastify/websocket's preClose, which stops routing upgrades
+  const guard = new UpgradeGuard()
+  app.addHook('preClose', async () => { guard.close() })
+  let closed: Promise<void> = Promise.resolve()
   await app.register(websocket, {
     // closeTimeout (ws 8.18+) is missing from @types/ws
     options: { maxPayload: options.maxPayload, perMessageDeflate: false, ...{ closeTimeout: options.closeTimeoutMs } as object },
@@ -96,51 +99,20 @@ export async function ensureWebsocket (app: FastifyInstance, options: EnsureWebs
     },
     preClose: async function closeGoingAway (this: FastifyInstance) {
       const wss = this.websocketServer
-      await closeSockets([...wss.clients], 1001, 'server shutting down', options.closeTimeoutMs)
+      // every socket is told now; the wait is in onClose, so other gateways' shutdown (SSE) does not queue behind it
+      closed = startClosing([...wss.clients], 1001, 'server shutting down', options.closeTimeoutMs)
       wss.close()
     }
   })
+  app.addHook('onClose', async () => { await closed })
   // Registered after @fastify/websocket's own listener, so the socket already carries its response.
-  app.server.on('upgrade', endAnsweredUpgrade)
-  app.addHook('onClose', async () => { app.server.off('upgrade', endAnsweredUpgrade) })
-}
-
-/**
- * An upgrade request answered over plain HTTP before @fastify/websocket's `onRequest` hook saw it (a host hook
- * registered earlier, a 404) keeps its socket open forever: @fastify/websocket only destroys the sockets of requests
- * it has marked, and nothing else ends a socket handed to a hand-made ServerResponse. A real upgrade hijacks that
- * response and never finishes it, so a finished one means "answered, not upgraded": close the socket once flushed.
- */
-function endAnsweredUpgrade (_request: IncomingMessage, socket: Duplex): void {
-  const response = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
-  if (response === undefined || response === null) return
-  response.once('finish', () => {
-    const net = socket as Duplex & { destroySoon?: () => void }
-    if (typeof net.destroySoon === 'function') net.destroySoon()
-    else socket.end()
-  })
+  app.server.on('upgrade', guard.listener)
+  app.addHook('onClose', async () => { app.server.off('upgrade', guard.listener) })
 }
 
 /** Closes `sockets` with `code` and resolves when all are closed, terminating the ones still open after `timeoutMs`. */
 export async function closeSockets (sockets: readonly WebSocket[], code: number, reason: string, timeoutMs: number): Promise<void> {
-  const waiting = sockets.filter((socket) => socket.readyState !== 3)
-  if (waiting.length === 0) return
-  await new Promise<void>((resolve) => {
-    let left = waiting.length
-    const timer = setTimeout(() => {
-      for (const socket of waiting) if (socket.readyState !== 3) socket.terminate()
-    }, timeoutMs)
-    const done = () => {
-      if (--left === 0) {
-        clearTimeout(timer)
-        resolve()
-      }
-    }
-    for (const socket of waiting) {
-      socket.once('close', done)
-      if (socket.readyState === 1) socket.close(code, reason)
-    }
-  })
+  await startClosing(sockets, code, reason, timeoutMs)
 }
 
 /** Adds the gateway's WebSocket route to `scope` (an encapsulated scope of the gateway plugin). */
@@ -210,10 +182,15 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
   }, limits.pingMs)
   ping.unref()
 
+  // told at once, awaited in onClose (lib/ws/shutdown.ts)
+  let closed: Promise<void> = Promise.resolve()
   scope.addHook('preClose', async () => {
-    await closeSockets([...connections].map((conn) => conn.socket), 1001, 'server shutting down', options.closeTimeoutMs)
+    closed = startClosing([...connections].map((conn) => conn.socket), 1001, 'server shutting down', options.closeTimeoutMs)
   })
-  scope.addHook('onClose', async () => { clearInterval(ping) })
+  scope.addHook('onClose', async () => {
+    clearInterval(ping)
+    await closed
+  })
 
   return { connections }
 }

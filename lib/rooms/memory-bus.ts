@@ -1,5 +1,5 @@
 import type { Bus, BusSink } from './bus.js'
-import { RoomHistory } from './history.js'
+import { HistoryStore, type HistoryLimits, type HistoryRecord } from './history.js'
 import { formatId, newEpoch, parseId } from './ids.js'
 import { createEvent } from './event.js'
 import type { HistoryResult, PublishInput, RoomEvent } from './types.js'
@@ -11,31 +11,44 @@ export interface MemoryBusOptions {
   historyRooms?: number
   /** a room's history is forgotten this long after its last publish */
   historyTtlMs?: number
+  /** bytes of history kept in total (every room, bookkeeping included); the oldest events go first */
+  historyMaxBytes?: number
+  /** bytes of history kept per room */
+  historyRoomMaxBytes?: number
+  /** an event larger than this is delivered but not kept (a resume across it reports a gap) */
+  historyEventMaxBytes?: number
   /** for tests: a fixed clock */
   now?: () => number
 }
 
 /**
- * The single-instance bus: ids from a process-wide counter under a fresh epoch, history in memory.
- * Forgetting a room's history raises `forgottenSeq`, so a later resume of that room from before the
- * forgotten events is reported as a gap rather than as a complete (empty) recovery.
+ * The single-instance bus: ids from a process-wide counter under a fresh epoch, history in memory, bounded in bytes
+ * (see `HistoryStore`). Forgetting a room's history raises `forgottenSeq`, so a later resume of that room from
+ * before the forgotten events is reported as a gap rather than as a complete (empty) recovery.
  */
 export class MemoryBus implements Bus {
   readonly name = 'memory'
   readonly epoch = newEpoch()
+  /** the rooms' histories; `store.bytes` is what they hold */
+  readonly store: HistoryStore
   private seq = 0
   private forgottenSeq = 0
-  private readonly histories = new Map<string, RoomHistory>()
-  private readonly historySize: number
-  private readonly historyRooms: number
-  private readonly historyTtlMs: number
   private readonly now: () => number
 
   constructor (options: MemoryBusOptions) {
-    this.historySize = options.historySize
-    this.historyRooms = options.historyRooms ?? 10_000
-    this.historyTtlMs = options.historyTtlMs ?? 24 * 60 * 60 * 1000
+    const limits: Partial<HistoryLimits> = {
+      maxEvents: options.historySize,
+      maxRooms: options.historyRooms,
+      ttlMs: options.historyTtlMs,
+      maxBytes: options.historyMaxBytes,
+      maxRoomBytes: options.historyRoomMaxBytes,
+      maxEventBytes: options.historyEventMaxBytes
+    }
     this.now = options.now ?? Date.now
+    this.store = new HistoryStore(limits, {
+      now: options.now,
+      onForget: (log) => { if (log.lastOffset > this.forgottenSeq) this.forgottenSeq = log.lastOffset }
+    })
   }
 
   attach (_sink: BusSink): void {
@@ -44,37 +57,25 @@ export class MemoryBus implements Bus {
 
   append (input: PublishInput): RoomEvent {
     const seq = ++this.seq
-    const now = this.now()
-    const event = createEvent(formatId(this.epoch, seq), seq, input, now)
-    let history = this.histories.get(input.room)
-    if (history === undefined) {
-      this.sweep()
-      if (this.histories.size >= this.historyRooms) this.forgetOldest()
-      history = new RoomHistory(this.historySize)
-      // this room may have had a history that was forgotten: what came before is unknown
-      history.evictedSeq = this.forgottenSeq
-    } else {
-      // re-insert so Map order stays least-recently-published first
-      this.histories.delete(input.room)
-    }
-    this.histories.set(input.room, history)
-    history.push(event, now)
+    const event = createEvent(formatId(this.epoch, seq), seq, input, this.now())
+    // this room may have had a history that was forgotten: what came before is unknown
+    const log = this.store.touch(input.room, (created) => { created.evictedOffset = this.forgottenSeq })
+    this.store.append(log, { id: event.id, offset: seq, event: event.event, dataJson: event.dataJson, time: event.time })
     return event
   }
 
   history (room: string, sinceId: string): HistoryResult {
-    this.sweep()
     const since = parseId(sinceId)
-    const history = this.histories.get(room)
+    const log = this.store.get(room)
     if (since === null || since.epoch !== this.epoch) {
       // from another lifetime: everything retained is newer than it, but what came before is unknown
-      return { events: history?.after(0) ?? [], recovered: false }
+      return { events: this.replay(room, log?.after(0) ?? []), recovered: false }
     }
     if (since.seq > this.seq) return { events: [], recovered: false }
-    if (history === undefined) return { events: [], recovered: since.seq >= this.forgottenSeq }
+    if (log === undefined) return { events: [], recovered: since.seq >= this.forgottenSeq }
     return {
-      events: history.after(since.seq),
-      recovered: since.seq >= history.evictedSeq
+      events: this.replay(room, log.after(since.seq)),
+      recovered: since.seq >= log.evictedOffset
     }
   }
 
@@ -83,31 +84,16 @@ export class MemoryBus implements Bus {
   }
 
   async close (): Promise<void> {
-    this.histories.clear()
+    this.store.clear()
   }
 
   /** rooms retained, for tests and metrics */
   get historyRoomCount (): number {
-    return this.histories.size
+    return this.store.roomCount
   }
 
-  private forgetOldest (): void {
-    const first = this.histories.entries().next()
-    if (first.done === true) return
-    const [room, history] = first.value
-    this.forget(room, history)
-  }
-
-  private forget (room: string, history: RoomHistory): void {
-    this.histories.delete(room)
-    if (history.lastSeq > this.forgottenSeq) this.forgottenSeq = history.lastSeq
-  }
-
-  private sweep (): void {
-    const cutoff = this.now() - this.historyTtlMs
-    for (const [room, history] of this.histories) {
-      if (history.lastTouched > cutoff) break
-      this.forget(room, history)
-    }
+  /** The kept records as events again (data parsed back from its JSON; encoders run again on replay). */
+  private replay (room: string, records: HistoryRecord[]): RoomEvent[] {
+    return records.map((r) => createEvent(r.id, r.offset, { room, event: r.event, data: JSON.parse(r.dataJson) }, r.time, r.dataJson))
   }
 }
