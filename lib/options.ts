@@ -30,9 +30,11 @@ export function formatIssues (issues: readonly z.core.$ZodIssue[], options: { fi
 }
 
 export function formatIssue (issue: z.core.$ZodIssue, unknown: 'option' | 'key' = 'option'): string {
-  if (issue.code === 'unrecognized_keys' && unknown === 'option') return `unknown option ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`
   const path = issue.path.map(String).join('.')
-  return path === '' ? issue.message : `${path}: ${issue.message}`
+  const message = issue.code === 'unrecognized_keys' && unknown === 'option'
+    ? `unknown option ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`
+    : issue.message
+  return path === '' ? message : `${path}: ${message}`
 }
 
 /** zod check for a function-valued option. */
