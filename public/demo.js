@@ -401,8 +401,55 @@ $('rtc-send-form').addEventListener('submit', (e) => {
   rtcLog(count === 0 ? `not sent (no open data channel yet): ${text}` : `me \u2192 ${count} peer(s): ${text}`, count === 0 ? 'error' : 'mine')
 })
 
+// ---- sslcommerz demo (payments): one block; on only when the server has the sslcommerz gateway (sandbox) ----
+
+const SSLCOMMERZ_PENDING = 'fastify-gateways:sslcommerz'
+
+async function sslcommerzDemo () {
+  let info
+  try {
+    const res = await fetch(url('/demo/sslcommerz'))
+    if (!res.ok) return
+    info = await res.json()
+  } catch {
+    return
+  }
+  $('sslcommerz').hidden = false
+  const pending = JSON.parse(window.sessionStorage.getItem(SSLCOMMERZ_PENDING) ?? 'null')
+  if (pending !== null) {
+    // back from SSLCommerz: the payment's event was published while the page was away; resume the room from before
+    window.sessionStorage.removeItem(SSLCOMMERZ_PENDING)
+    const outcome = new window.URLSearchParams(location.search).get('payment') ?? 'returned'
+    note('sslcommerz-note', `Payment ${pending.tranId}: ${outcome}. Waiting for its event\u2026`)
+    ws.on('*', (data, meta) => {
+      if (meta.event.startsWith('sslcommerz.') && data?.tran_id === pending.tranId) {
+        const node = $('sslcommerz-note')
+        node.dataset.event = meta.event
+        note('sslcommerz-note', `Payment ${pending.tranId}: ${meta.event} (amount ${data.amount} ${data.currency ?? ''})`, meta.event === 'sslcommerz.valid' ? 'ok' : 'error')
+      }
+    }, { room: info.room })
+    ws.join(info.room, { since: pending.since }).catch((err) => { note('sslcommerz-note', `${err.code}: ${err.message}`, 'error') })
+  }
+  $('sslcommerz-pay').addEventListener('click', async () => {
+    $('sslcommerz-pay').disabled = true
+    try {
+      const res = await fetch(url('/demo/sslcommerz/checkout'), { method: 'POST' })
+      const checkout = await res.json()
+      if (!res.ok) throw new Error(checkout.message ?? `HTTP ${res.status}`)
+      window.sessionStorage.setItem(SSLCOMMERZ_PENDING, JSON.stringify(checkout))
+      location.assign(checkout.url)
+    } catch (err) {
+      $('sslcommerz-pay').disabled = false
+      note('sslcommerz-note', `Could not open a payment: ${err.message}`, 'error')
+    }
+  })
+}
+
+// ---- /sslcommerz demo ----
+
 // ---- start ----
 
 if (endpoints.rtc === '') pill('rtc-status', 'rtc', 'off')
 if (endpoints.api === '') note('presence-note', 'Presence needs the external gateway (GET /api/rooms/:room with an API key), which is not enabled on this server: GATEWAYS=ws,sse,rtc,external EXTERNAL_API_KEYS=demo=<key>.')
 joinRoom('public:demo')
+sslcommerzDemo()
