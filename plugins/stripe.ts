@@ -45,6 +45,13 @@ export interface StripeHandlerContext {
 
 export type StripeHandlers = StripeEventHandlers<StripeHandlerContext>
 
+/**
+ * Options of the client built from `secretKey`: the `stripe` package's own `StripeConfig` (an interface of ours, so
+ * the declarations name it without reaching into the package's internal files).
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- a named alias of the SDK's interface
+export interface StripeClientOptions extends Stripe.StripeConfig {}
+
 const PLUGIN = 'fastify-gateways/stripe'
 const WHSEC = /^whsec_[A-Za-z0-9+/=_-]+$/
 const whsec = z.string().regex(WHSEC, { error: 'must be an endpoint signing secret (whsec_...)' })
@@ -79,7 +86,7 @@ const StripeOptionsSchema = z.strictObject({
   client: z.custom<Stripe>((v) => isObject(v) && isObject(v.webhooks) && isObject(v.customers),
     { error: 'must be a Stripe client (new Stripe(key))' }).optional(),
   /** options for the client built from `secretKey` (`apiVersion`, `maxNetworkRetries`, `host`, `port`, ...) */
-  clientOptions: z.custom<Stripe.StripeConfig>(isObject, { error: 'must be an object of Stripe client options' }).optional(),
+  clientOptions: z.custom<StripeClientOptions>(isObject, { error: 'must be an object of Stripe client options' }).optional(),
   /** decorate the instance with the client as `app.stripe`; false for a second stripe gateway */
   decorate: z.boolean().default(true)
 }).refine((o) => !(o.client !== undefined && o.secretKey !== undefined), {
