@@ -1,49 +1,39 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import websocket from '@fastify/websocket'
 import type {} from '@fastify/websocket'
-import type { WebSocket } from 'ws'
-import type { Authenticate, GatewayUser } from '../lib/auth/user.js'
-import { createOriginPolicy } from '../lib/auth/origin.js'
-import { extractToken } from '../lib/auth/token.js'
-import { IpCounter } from '../lib/limits/ip-counter.js'
-import { GatewayErrors } from '../lib/errors.js'
-import type { RoomRegistry } from '../lib/rooms/registry.js'
-import { SocketConnection, type ConnectionLimits, type OpHandler } from '../lib/ws/connection.js'
-import type { RoomAccess } from '../lib/ws/access.js'
-import type { Ref } from '../lib/ws/protocol.js'
-import { UpgradeGuard, startClosing } from '../lib/ws/shutdown.js'
+import { AuthError } from '../../lib/auth/jwt.js'
+import type { GatewayUser } from '../../lib/auth/user.js'
+import type { Admission } from '../../lib/admission/admission.js'
+import type { RoomRegistry } from '../../lib/rooms/registry.js'
+import { UpgradeGuard, startClosing } from '../../lib/ws/shutdown.js'
+import { SocketConnection, type OpHandler } from '../../lib/ws/connection.js'
+import { addressOf, admitRequest, type Transport } from './admission.js'
+import type { SocketLimits } from './options.js'
 
 /**
  * The Fastify side of a socket gateway (ws, rtc), shared so each gateway only writes its ops.
  *
  *   await ensureWebsocket(app, { maxPayload, closeTimeoutMs })          // in the plugin's outer (fp) function
  *   await app.register(async (scope) => {
- *     const route = socketRoute(scope, { path: '/rtc', transport: 'rtc', registry, ops: { join, leave, signal }, ... })
+ *     socketRoute(scope, { path: '/rtc', transport: 'rtc', registry, admission, ops: { join, leave, signal }, ... })
  *   })
  *
- * `socketRoute` adds one WebSocket route whose `onRequest` hook refuses a disallowed Origin (403), a bad token (401)
- * and an address over its connection limit (429) before the upgrade; each accepted socket becomes a
- * `SocketConnection` (lib/ws/connection.ts) that sends `hello`, handles `auth` and `ping` itself and hands every other
- * op to `ops`. It pings every `pingMs` (an unanswered ping ends the connection) and, on close, closes its sockets with
- * 1001 and waits for them (at most `closeTimeoutMs`) in `preClose`.
+ * `socketRoute` adds one WebSocket route whose `onRequest` hook runs the admission check (lib/admission: Origin 403,
+ * per-address limit 429, credential 401) before the upgrade; each accepted socket becomes a `SocketConnection`
+ * (lib/ws/connection.ts) that sends `hello`, handles `auth` and `ping` itself and hands every other op to `ops`. It
+ * pings every `pingMs` (an unanswered ping ends the connection) and, on close, closes its sockets with 1001 and waits
+ * for them (at most `closeTimeoutMs`) in `preClose`.
  */
 
 export interface SocketRouteOptions {
   /** the route of the upgrade, e.g. '/ws' */
   path: string
-  /** member transport name, e.g. 'ws' */
-  transport: string
+  /** member transport name, and which error codes refusals carry */
+  transport: Transport
   registry: RoomRegistry
-  /** verifies `?token=`/Bearer before the upgrade and `auth` frames after it; absent: everyone is anonymous */
-  authenticate?: Authenticate
-  /** Origins allowed besides same-origin; `*` allows every origin */
-  allowedOrigins: readonly string[]
-  limits: ConnectionLimits & {
-    /** server ping interval; a peer that answers nothing for a whole interval is terminated */
-    pingMs: number
-    /** open connections per client address on this route */
-    maxConnectionsPerIp: number
-  }
+  /** who may connect (Origin, per-address limit, credential before the upgrade and in `auth` frames) */
+  admission: Admission<FastifyRequest>
+  limits: SocketLimits
   /** how long shutdown waits for clients to answer the 1001 close before terminating them */
   closeTimeoutMs: number
   /** the gateway's ops (`auth` and `ping` are built in) */
@@ -110,57 +100,30 @@ export async function ensureWebsocket (app: FastifyInstance, options: EnsureWebs
   app.addHook('onClose', async () => { app.server.off('upgrade', guard.listener) })
 }
 
-/** Closes `sockets` with `code` and resolves when all are closed, terminating the ones still open after `timeoutMs`. */
-export async function closeSockets (sockets: readonly WebSocket[], code: number, reason: string, timeoutMs: number): Promise<void> {
-  await startClosing(sockets, code, reason, timeoutMs)
-}
-
 /** Adds the gateway's WebSocket route to `scope` (an encapsulated scope of the gateway plugin). */
 export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions): SocketRoute {
-  const { registry, authenticate, limits } = options
-  const origins = createOriginPolicy(options.allowedOrigins)
-  const perIp = new IpCounter(limits.maxConnectionsPerIp)
+  const { registry, admission, limits, transport } = options
   const users = new WeakMap<FastifyRequest, GatewayUser | null>()
   const connections = new Set<SocketConnection>()
 
-  async function gate (request: FastifyRequest, _reply: FastifyReply): Promise<void> {
-    const origin = request.headers.origin
-    if (!origins.allowed(origin, request.headers.host)) {
-      request.log.info({ origin }, 'websocket upgrade refused: origin not allowed')
-      throw new GatewayErrors.WS_ORIGIN_FORBIDDEN(JSON.stringify(origin))
-    }
-    if (perIp.count(addressOf(request)) >= limits.maxConnectionsPerIp) {
-      throw new GatewayErrors.WS_TOO_MANY_CONNECTIONS(limits.maxConnectionsPerIp)
-    }
-    if (authenticate === undefined) return
-    const token = extractToken(request.query, request.headers.authorization)
-    let user: GatewayUser | null
-    try {
-      user = await authenticate(token, request)
-    } catch (err) {
-      const reason = authFailure(err)
-      request.log.info({ reason }, 'websocket upgrade refused: authentication failed')
-      throw new GatewayErrors.WS_UNAUTHENTICATED(reason)
-    }
-    if (token !== null && user === null) throw new GatewayErrors.WS_UNAUTHENTICATED('no user for this token')
-    users.set(request, user)
-  }
-
-  scope.get(options.path, { websocket: true, onRequest: gate }, (socket, request) => {
+  scope.get(options.path, {
+    websocket: true,
+    onRequest: async (request, reply) => { users.set(request, await admitRequest(admission, transport, request, reply)) }
+  }, (socket, request) => {
     const address = addressOf(request)
-    if (!perIp.acquire(address)) {
+    if (!admission.acquire(address)) {
       // a race with other upgrades from the same address since the hook counted
       socket.close(1013, 'too many connections')
       return
     }
     const conn = new SocketConnection(socket, {
       id: registry.nextMemberId(),
-      transport: options.transport,
+      transport,
       user: users.get(request) ?? null,
       registry,
       limits,
       ops: options.ops,
-      ...(authenticate === undefined ? {} : { authenticate: (token: string) => authenticate(token, request) }),
+      ...(admission.authenticates ? { authenticate: (token: string) => authenticateFrame(admission, token, request) } : {}),
       ...(options.onDirect === undefined ? {} : { onDirect: options.onDirect }),
       ...(options.onEnd === undefined ? {} : { onEnd: options.onEnd }),
       log: request.log
@@ -170,7 +133,7 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
     socket.on('pong', () => { conn.alive = true })
     socket.once('close', () => {
       connections.delete(conn)
-      perIp.release(address)
+      admission.release(address)
       conn.end()
     })
     conn.start()
@@ -195,33 +158,9 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
   return { connections }
 }
 
-function addressOf (request: FastifyRequest): string {
-  return request.ip ?? request.socket?.remoteAddress ?? 'unknown'
-}
-
-/** The reason of a refused credential, safe to send and log (never the token). */
-function authFailure (err: unknown): string {
-  const e = err as { statusCode?: number, message?: unknown }
-  return e?.statusCode === 401 && typeof e.message === 'string' ? e.message : 'invalid token'
-}
-
-/**
- * The admission of a `join` shared by ws and rtc: within the connection's rooms limit and allowed by `access`;
- * otherwise `FORBIDDEN` (with `ref`) and false. A join rule that throws counts as a refusal, and is logged.
- */
-export async function admitJoin (conn: SocketConnection, room: string, ref: Ref | undefined,
-  options: { access: RoomAccess, maxRooms: number, log: FastifyBaseLogger }): Promise<boolean> {
-  if (!conn.rooms.has(room) && conn.rooms.size >= options.maxRooms) {
-    conn.fail('FORBIDDEN', `a connection may be in at most ${options.maxRooms} rooms`, ref)
-    return false
-  }
-  let allowed: boolean
-  try {
-    allowed = await options.access.canJoin(conn.user, room)
-  } catch (err) {
-    options.log.error({ err, room, conn: conn.id }, 'authorizeJoin failed')
-    allowed = false
-  }
-  if (!allowed) conn.fail('FORBIDDEN', `room ${room} is not allowed`, ref)
-  return allowed
+/** The token of an `auth` frame, checked like the upgrade's: the same refusal reasons, never a host error's text. */
+async function authenticateFrame (admission: Admission<FastifyRequest>, token: string, request: FastifyRequest): Promise<GatewayUser | null> {
+  const result = await admission.identify(token, request)
+  if (result.ok) return result.user
+  throw new AuthError(result.refusal.kind === 'unauthenticated' ? result.refusal.reason : 'invalid token')
 }
