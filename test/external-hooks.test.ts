@@ -9,6 +9,9 @@ import type { Encoder, Member, RoomEvent } from '../lib/rooms/types.js'
 import { logCapture } from './helpers/app.js'
 import { GatewayErrors } from '../lib/errors.js'
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests walk JSON documents (answers, the OpenAPI document) loosely
+type Json = any
+
 const observed = new Set<string>()
 const GITHUB = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 const GITHUB_NEXT = 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD'
@@ -42,7 +45,7 @@ async function start (t: Test, options: ExternalOptions = {}) {
     }
     const res = await fetch(`${base}/api/hooks/${source}`, { method: 'POST', headers, body })
     const text = await res.text()
-    let json: any
+    let json: Json
     try { json = JSON.parse(text) } catch { json = undefined }
     return { status: res.status, json, id }
   }
@@ -270,7 +273,7 @@ t.test('handlers added with app.externalHooks.on run, and stop after removal', a
   await send('billing', { secret: BILLING, body: '{"n":2}' })
   t.same(got, [{ n: 1 }])
   t.throws(() => app.externalHooks.on('gitlab', () => {}), /no webhook secret for source "gitlab"/)
-  t.throws(() => app.externalHooks.on('github', 'x' as any), /must be a function/)
+  t.throws(() => app.externalHooks.on('github', 'x' as Json), /must be a function/)
 })
 
 t.test('a body that is not JSON is published as text, any content type', async (t) => {
@@ -395,7 +398,7 @@ t.test('a dedupe store that is down answers 503 and runs nothing; outcomes are c
 
 t.test('the OpenAPI document lists every status of the webhook route, each seen here', async (t) => {
   const { base } = await start(t)
-  const doc = await (await fetch(`${base}/api/openapi.json`)).json() as any
+  const doc = await (await fetch(`${base}/api/openapi.json`)).json() as Json
   const documented = Object.keys(doc.paths['/api/hooks/{source}'].post.responses).map((s) => `POST /api/hooks/:source ${s}`)
   const seen = [...observed].filter((s) => s.startsWith('POST /api/hooks/'))
   t.same([...seen].sort(), [...documented].sort())
