@@ -4,6 +4,7 @@ import { sslcommerzGateway, type SslcommerzGatewayOptions, type SslcommerzHandle
 import type { SslcommerzNotification } from '../lib/sslcommerz/schemas.js'
 import type { RoomEvent } from '../lib/rooms/types.js'
 import { loggerOptions } from '../lib/log.js'
+import { GatewayErrors } from '../lib/errors.js'
 import { logCapture } from './helpers/app.js'
 import { ObservedStore } from './helpers/fake-stripe.js'
 import { STORE_ID, STORE_PASSWORD, formBody, md5, sign, startFakeSslcommerz, unpaidFields, type FakeSslcommerz } from './helpers/fake-sslcommerz.js'
@@ -552,4 +553,43 @@ t.test('sandbox by default, live with live: true, any base with apiUrl; a second
   t.after(() => proxied.close())
   await proxied.register(sslcommerzGateway, { storeId: STORE_ID, storePassword: 'pw', live: true, apiUrl: 'http://127.0.0.1:9/base/' })
   t.equal(proxied.sslcommerz.baseUrl, 'http://127.0.0.1:9/base')
+})
+
+t.test('a publish that fails is not marked handled: the bus error (503) or a 500, and the retry publishes', async (t) => {
+  const { app, fake, seen, events, ipn } = await setup(t)
+  const publish = app.rooms.publish.bind(app.rooms)
+  let failure: Error | null = new GatewayErrors.BUS_UNAVAILABLE('redis down')
+  app.rooms.publish = ((...args: Parameters<typeof publish>) => {
+    if (failure !== null) throw failure
+    return publish(...args)
+  }) as typeof publish
+  const { fields } = fake.pay()
+  const busDown = await ipn(fields)
+  t.equal(busDown.statusCode, 503)
+  t.match(busDown.json(), { code: 'GW_BUS_UNAVAILABLE' })
+  failure = new Error('something else')
+  const other = await ipn(fields)
+  t.equal(other.statusCode, 500)
+  t.match(other.json(), { code: 'GW_SSLCOMMERZ_HANDLER' })
+  failure = null
+  t.same((await ipn(fields)).json(), { received: true })
+  t.equal(seen.length, 3, 'the handlers ran on each attempt (they must be idempotent)')
+  t.equal(events.length, 1)
+})
+
+t.test('publish: false publishes nothing; handlers after an aborted one do not start', async (t) => {
+  let later = 0
+  const { fake, events, ipn } = await setup(t, {
+    publish: false,
+    handlerTimeoutMs: 20,
+    on: {
+      VALID: async (_n, ctx) => { await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve)) },
+      '*': () => { later++ }
+    }
+  })
+  t.equal((await ipn(fake.pay().fields)).statusCode, 500)
+  t.equal(later, 0)
+  t.equal((await ipn(sign(unpaidFields('ORDER-Q', 'FAILED')))).statusCode, 200)
+  t.equal(later, 1)
+  t.equal(events.length, 0)
 })
