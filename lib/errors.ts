@@ -13,6 +13,7 @@ export const GatewayErrors = {
   BUS_UNAVAILABLE: createError('GW_BUS_UNAVAILABLE', 'the room bus is unavailable: %s', 503),
   STORE_UNAVAILABLE: createError('GW_STORE_UNAVAILABLE', 'the dedupe store is unavailable: %s', 503),
   CLOSED: createError('GW_CLOSED', 'the room registry is closed', 503),
+  INVALID_BODY: createError('GW_INVALID_BODY', 'invalid body: %s', 400),
   EXTERNAL_UNAUTHORIZED: createError('GW_EXTERNAL_UNAUTHORIZED', '%s', 401),
   EXTERNAL_FORBIDDEN: createError('GW_EXTERNAL_FORBIDDEN', 'the API key %s may not use room %s', 403),
   INVALID_IDEMPOTENCY_KEY: createError('GW_INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1 to 255 visible ASCII characters', 400),

@@ -50,8 +50,8 @@ export async function externalRoomsRoutes (app: FastifyInstance, options: Extern
     const parsed = PublishBody.safeParse(request.body)
     if (!parsed.success) {
       const { issues } = parsed.error
-      const message = `invalid body: ${formatIssues(issues, { unknown: 'key' })}`
-      return await reply.code(400).send({ statusCode: 400, code: 'GW_INVALID_BODY', error: 'Bad Request', message, issues: issueList(issues) })
+      const err = new GatewayErrors.INVALID_BODY(formatIssues(issues, { unknown: 'key' }))
+      return await reply.code(400).send({ statusCode: 400, code: err.code, error: 'Bad Request', message: err.message, issues: issueList(issues) })
     }
     const event = parsed.data.event
     const data = parsed.data.data === undefined ? null : parsed.data.data

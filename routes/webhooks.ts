@@ -68,7 +68,8 @@ export function settle<E> (request: FastifyRequest, reply: FastifyReply, outcome
     return { kind: 'sent' }
   }
   // what is left: handled or duplicate, each with the recorded value
-  return { kind: 'answer', duplicate: outcome.kind === 'duplicate', value: 'value' in outcome ? outcome.value : '' }
+  const done = outcome as Extract<PipelineOutcome<E>, { kind: 'handled' | 'duplicate' }>
+  return { kind: 'answer', duplicate: done.kind === 'duplicate', value: done.value }
 }
 
 /**

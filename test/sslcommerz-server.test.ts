@@ -87,3 +87,27 @@ t.test('with REDIS_URL, two instances handle one IPN once: the other delivery is
     [{ received: true }, { received: true, duplicate: true }])
   t.same((await a.post('/payments/sslcommerz/success', fields)).headers.location, '/?payment=success', 'the browser\'s return is a duplicate too')
 })
+
+t.test('the demo checkout (ws and sandbox only): a session on this origin, and only demo payments reach the public demo room', async (t) => {
+  const fake = await startFakeSslcommerz()
+  t.after(() => fake.close())
+  const { app, post } = await start(t, fake, { GATEWAYS: 'ws,sslcommerz' })
+  t.same((await app.inject('/demo/sslcommerz')).json(), { room: 'public:demo-payments' })
+  const demoRoom = listen(app.rooms, 'public:demo-payments')
+  const res = await app.inject({ method: 'POST', url: '/demo/sslcommerz/checkout', headers: { host: 'shop.test:8080' } })
+  t.equal(res.statusCode, 200)
+  const checkout = res.json() as { url: string, tranId: string, room: string, since: string }
+  t.match(checkout, { url: new RegExp(`^${fake.baseUrl}/EasyCheckOut/`), tranId: /^demo-[0-9a-f]{16}$/, room: 'public:demo-payments' })
+  t.equal(demoRoom[0].id, checkout.since, 'since is the id of the marker event published at checkout')
+  t.match(fake.requests[0].form, {
+    tran_id: checkout.tranId, total_amount: '100.00', success_url: 'http://shop.test:8080/payments/sslcommerz/success', ipn_url: 'http://shop.test:8080/webhooks/sslcommerz'
+  })
+  const paid = fake.complete(checkout.url.split('/').at(-1) as string, 'success')
+  t.equal((await post('/webhooks/sslcommerz', paid.fields)).statusCode, 200)
+  t.equal((await post('/webhooks/sslcommerz', fake.pay({ tran_id: 'ORDER-REAL' }).fields)).statusCode, 200)
+  t.same(demoRoom.map((e) => e.event), ['demo.checkout', 'sslcommerz.valid'], 'the real order stays out of the public room')
+  t.match(demoRoom[1].data, { tran_id: checkout.tranId, status: 'VALID' })
+
+  const live = await start(t, fake, { GATEWAYS: 'ws,sslcommerz', SSLCOMMERZ_LIVE: 'true' })
+  t.equal((await live.app.inject('/demo/sslcommerz')).statusCode, 404, 'never with the live API')
+})

@@ -269,3 +269,42 @@ t.test('runOnce (the one exactly-once step, shared with Idempotency-Key answers)
     t.same(await runOnce(store, 'k', { leaseMs: 1, ttlMs: 1, waitMs: 1, reclaims: 4 }, async () => 'never'), { kind: 'busy', result: 'released' })
   })
 })
+
+t.test('routes/webhooks.ts: refusals sent in Fastify\'s shape, failures thrown with their codes, odd errors kept', async (t) => {
+  const { logOutcome, sendError, settle } = await import('../routes/webhooks.js')
+  const lines: Array<{ level: string, obj: Record<string, unknown>, msg: string }> = []
+  const log = {
+    info: (obj: Record<string, unknown>, msg: string) => { lines.push({ level: 'info', obj, msg }) },
+    warn: (obj: Record<string, unknown>, msg: string) => { lines.push({ level: 'warn', obj, msg }) },
+    error: (obj: Record<string, unknown>, msg: string) => { lines.push({ level: 'error', obj, msg }) }
+  } as never
+  const route = {
+    label: 'test delivery',
+    refused: 'test refused',
+    about: (event: string) => ({ event }),
+    errors: {
+      handler: () => new GatewayErrors.HOOK_HANDLER('h'),
+      timeout: () => new GatewayErrors.HOOK_TIMEOUT('h', '1'),
+      inFlight: () => new GatewayErrors.HOOK_IN_PROGRESS('h'),
+      store: () => new GatewayErrors.STORE_UNAVAILABLE('s')
+    }
+  }
+  t.throws(() => logOutcome(log, { kind: 'rejected', error: Object.assign(new Error('no code'), { statusCode: 400 }) }, route), { message: 'no code' },
+    'a refusal without a code is a bug: it is rethrown as it is')
+  t.match(logOutcome(log, { kind: 'unavailable', error: 'a string' }, route), { message: 'a string' }, 'a thrown non-Error becomes an Error')
+  const refusal = Object.assign(new GatewayErrors.HOOK_UNVERIFIED('bad'), { details: { source: 'github' } })
+  t.equal(logOutcome(log, { kind: 'rejected', error: refusal }, route), null)
+  t.match(lines.at(-1), { level: 'warn', obj: { source: 'github', code: 'GW_HOOK_UNVERIFIED', reason: 'webhook verification failed: bad' }, msg: 'test refused' })
+  const sent: Array<{ status: number, body: unknown }> = []
+  const reply = { code (status: number) { return { send: (body: unknown) => { sent.push({ status, body }); return reply } } } } as never
+  sendError(reply, Object.assign(new Error('teapot'), { code: 'GW_X', statusCode: 418 }))
+  sendError(reply, Object.assign(new Error('odd'), { code: 'GW_Y', statusCode: 499 }))
+  sendError(reply, Object.assign(new Error('none'), { code: 'GW_Z' }))
+  t.same(sent, [
+    { status: 418, body: { statusCode: 418, code: 'GW_X', error: "I'm a Teapot", message: 'teapot' } },
+    { status: 499, body: { statusCode: 499, code: 'GW_Y', error: 'Error', message: 'odd' } },
+    { status: 500, body: { statusCode: 500, code: 'GW_Z', error: 'Internal Server Error', message: 'none' } }
+  ])
+  t.same(settle({ log } as never, reply, { kind: 'duplicate', value: 'v', event: 'e' }, route), { kind: 'answer', duplicate: true, value: 'v' })
+  t.throws(() => settle({ log } as never, reply, { kind: 'in-flight', result: 'timeout', event: 'e' }, route), { code: 'GW_HOOK_IN_PROGRESS' })
+})

@@ -39,8 +39,7 @@ function apiError (api: string, reason: string, cause?: unknown): SslcommerzApiE
   return Object.assign(err, { api, reason })
 }
 
-export const isApiError = (err: unknown): err is SslcommerzApiError =>
-  (err as { code?: unknown } | null)?.code === 'GW_SSLCOMMERZ_API'
+export const isApiError = (err: unknown): err is SslcommerzApiError => err instanceof GatewayErrors.SSLCOMMERZ_API
 
 /**
  * SSLCommerz's server-to-server APIs (session, Order Validation, refund, refund status, transaction query) over the

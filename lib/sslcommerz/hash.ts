@@ -17,8 +17,8 @@ export function expectedSign (fields: Readonly<Record<string, string>>, storePas
     if (Object.hasOwn(fields, name)) signed.set(name, fields[name])
   }
   signed.set('store_passwd', storePasswordMd5)
-  // PHP's ksort on string keys: byte order (the names are ASCII)
-  const names = [...signed.keys()].sort((a, b) => a < b ? -1 : a > b ? 1 : 0)
+  // PHP's ksort on string keys: byte order (the names are ASCII and unique)
+  const names = [...signed.keys()].sort((a, b) => a < b ? -1 : 1)
   return md5Hex(names.map((name) => `${name}=${signed.get(name) as string}`).join('&'))
 }
 

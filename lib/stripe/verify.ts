@@ -2,7 +2,7 @@ import type Stripe from 'stripe'
 import { GatewayErrors } from '../errors.js'
 import type { StripeModule } from './types.js'
 
-/** Stripe's default and the contract's: a signature older than this many seconds is refused. */
+/** Stripe's default (docs/stripe.md): a signature further than this many seconds from now, either way, is refused. */
 export const DEFAULT_TOLERANCE_S = 300
 
 export interface StripeVerifierOptions {
