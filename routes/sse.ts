@@ -7,6 +7,7 @@ import type { RoomRegistry } from '../lib/rooms/registry.js'
 import type { SseHub } from '../lib/sse/hub.js'
 import { EVENT_STREAM_HEADERS, startEventStream } from '../lib/sse/http.js'
 import { SseStream, type SseCloseReason } from '../lib/sse/stream.js'
+import { expiresAt } from '../lib/expiry.js'
 import { addressOf, admitRequest, corsHeaders, refuseOrigin } from '../plugins/shared/admission.js'
 
 export interface SseRouteOptions {
@@ -90,6 +91,8 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
       sendBufferBytes: options.sendBufferBytes,
       retryMs: options.retryMs,
       end: response.end,
+      // the stream ends when its token expires (docs/protocol.md, "Extensions")
+      expiresAt: expiresAt(user),
       onClose: (reason: SseCloseReason, err?: unknown) => {
         hub.delete(stream)
         admission.release(ip)

@@ -25,8 +25,9 @@ export interface SslcommerzDemoRoutesOptions {
 }
 
 /**
- * The "Pay with SSLCommerz" block of the demo page (sandbox only, registered by server.ts):
- * - `GET /demo/sslcommerz`: 200 `{ room }` tells the page the block is on (404 without the gateway);
+ * The "Pay with SSLCommerz" block of the demo page (sandbox only, registered by server.ts, which also passes
+ * `/demo/sslcommerz` as the page's `sslcommerz` endpoint so the block shows):
+ * - `GET /demo/sslcommerz`: 200 `{ room }`, the room the block follows (404 without the gateway);
  * - `POST /demo/sslcommerz/checkout`: opens a 100 BDT sandbox session for a `demo-...` tran_id and answers
  *   `{ url, tranId, room, since }`: the page goes to `url`, and when the buyer is back it joins `room` from
  *   `since` (the id of a marker event published now), so the payment's `sslcommerz.valid` event is replayed to it
