@@ -593,3 +593,14 @@ t.test('publish: false publishes nothing; handlers after an aborted one do not s
   t.equal(later, 1)
   t.equal(events.length, 0)
 })
+
+t.test('a dedupe store that is down answers 503 after the checks and runs nothing', async (t) => {
+  const store = new ObservedStore()
+  const { fake, seen, events, ipn } = await setup(t, { store })
+  store.fail.claim = true
+  const res = await ipn(fake.pay().fields)
+  t.equal(res.statusCode, 503)
+  t.match(res.json(), { statusCode: 503, code: 'GW_STORE_UNAVAILABLE' })
+  t.equal(seen.length, 0)
+  t.equal(events.length, 0)
+})
