@@ -20,8 +20,9 @@ import { demoRoutes } from './routes/demo.js'
 import { sseGateway } from './plugins/sse.js'
 import { externalGateway } from './plugins/external.js'
 import { stripeGateway } from './plugins/stripe.js'
-import { publishStripeEvent } from './lib/stripe/publish.js'
 import { smsGateway } from './plugins/sms.js'
+import { sslcommerzGateway } from './plugins/sslcommerz.js'
+import { republishDemoPayment, sslcommerzDemoRoutes } from './routes/sslcommerz-demo.js'
 import { rtcSignalGateway } from './plugins/rtc-signal.js'
 
 /** What every gateway's wiring may use: the parsed config, auth shared by ws/sse/rtc, readiness checks to add. */
@@ -57,7 +58,14 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
     // GET / (the demo page) and the browser client, telling the page which other gateways are on
     const on = (name: GatewayName, path: string) => config.gateways.has(name) ? path : false as const
     await app.register(demoRoutes, {
-      endpoints: { ws: '/ws', sse: on('sse', '/sse'), rtc: on('rtc', '/rtc'), api: on('external', '/api') },
+      endpoints: {
+        ws: '/ws',
+        sse: on('sse', '/sse'),
+        rtc: on('rtc', '/rtc'),
+        api: on('external', '/api'),
+        // the sslcommerz demo checkout exists in the sandbox only (see the sslcommerz entry below)
+        sslcommerz: config.SSLCOMMERZ_LIVE ? false : on('sslcommerz', '/demo/sslcommerz')
+      },
       publishRooms: config.CLIENT_PUBLISH_ROOMS
     })
   },
@@ -107,18 +115,45 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       bodyLimit: config.STRIPE_BODY_LIMIT,
       handlerTimeoutMs: config.STRIPE_HANDLER_TIMEOUT_MS,
       store,
-      on: { '*': async (event, ctx) => { await publishStripeEvent(ctx.rooms, event, ctx.log) } }
+      // stripe.<type> to room stripe and user:<id> (docs/stripe.md)
+      publish: true
     })
   },
-  sms: async (app, { config }) => {
+  sms: async (app, { config, createStore }) => {
+    const store = createStore('sms')
+    app.addHook('onClose', async () => { await store.close() })
     await app.register(smsGateway, {
       // loadConfig refuses to start the sms gateway without it
       authToken: config.TWILIO_AUTH_TOKEN as string[],
       accountSid: config.TWILIO_ACCOUNT_SID,
       from: config.TWILIO_FROM,
       publicUrl: config.PUBLIC_URL,
-      ratePerMin: config.SMS_RATE_PER_MIN
+      ratePerMin: config.SMS_RATE_PER_MIN,
+      store
     })
+  },
+  sslcommerz: async (app, { config, createStore }) => {
+    const store = createStore('sslcommerz')
+    app.addHook('onClose', async () => { await store.close() })
+    // the demo page's "Pay with SSLCommerz" block: sandbox only, with the ws gateway that serves the page
+    const demo = !config.SSLCOMMERZ_LIVE && config.gateways.has('ws')
+    const paths = { ipn: '/webhooks/sslcommerz', success: '/payments/sslcommerz/success', fail: '/payments/sslcommerz/fail', cancel: '/payments/sslcommerz/cancel' }
+    await app.register(sslcommerzGateway, {
+      // loadConfig refuses to start the sslcommerz gateway without them
+      storeId: config.SSLCOMMERZ_STORE_ID as string,
+      storePassword: config.SSLCOMMERZ_STORE_PASSWORD as string,
+      live: config.SSLCOMMERZ_LIVE,
+      apiUrl: config.SSLCOMMERZ_API_URL,
+      publicUrl: config.PUBLIC_URL,
+      ipnPath: paths.ipn,
+      successPath: paths.success,
+      failPath: paths.fail,
+      cancelPath: paths.cancel,
+      redirects: { success: config.SSLCOMMERZ_SUCCESS_URL, fail: config.SSLCOMMERZ_FAIL_URL, cancel: config.SSLCOMMERZ_CANCEL_URL },
+      store,
+      on: demo ? { '*': async (notification, ctx) => { await republishDemoPayment(ctx.rooms, notification) } } : {}
+    })
+    if (demo) await app.register(sslcommerzDemoRoutes, { paths })
   },
   external: async (app, { config, createStore }) => {
     const apiKeys: Record<string, string> = {}

@@ -54,6 +54,8 @@ const STREAM_KEY = /^[A-Za-z0-9_.:{}-]{1,256}$/
 const ROOM_TEMPLATE = /^[A-Za-z0-9_.:@{}-]{1,160}$/
 const roomTemplate = (value: string) => ROOM_TEMPLATE.test(value) ? null : 'must be a room name with {field} or {1}..{n} placeholders'
 const bool = z.enum(['true', 'false'], { error: 'must be true or false' }).transform((v) => v === 'true').default(false)
+/** where a browser is redirected: a path of this site or an http(s) URL (never `//host` or `javascript:`) */
+const returnUrl = z.string().regex(/^(\/(?!\/)|https?:\/\/)\S*$/, { error: 'must be a path (/...) or an http(s) URL' })
 const httpUrl = (example: string) => z.url({ protocol: /^https?$/, error: `must be an http(s) URL such as ${example}` })
 
 const EnvSchema = z.object({
@@ -176,9 +178,9 @@ const EnvSchema = z.object({
   SSLCOMMERZ_STORE_PASSWORD: z.string().min(1).optional(),
   SSLCOMMERZ_LIVE: bool,
   SSLCOMMERZ_API_URL: httpUrl('http://127.0.0.1:8080').optional(),
-  SSLCOMMERZ_SUCCESS_URL: z.string().min(1).default('/?payment=success'),
-  SSLCOMMERZ_FAIL_URL: z.string().min(1).default('/?payment=fail'),
-  SSLCOMMERZ_CANCEL_URL: z.string().min(1).default('/?payment=cancel'),
+  SSLCOMMERZ_SUCCESS_URL: returnUrl.default('/?payment=success'),
+  SSLCOMMERZ_FAIL_URL: returnUrl.default('/?payment=fail'),
+  SSLCOMMERZ_CANCEL_URL: returnUrl.default('/?payment=cancel'),
 
   // ---- hardening: inbound byte budgets of ws and rtc clients, per connection and per address (docs/security.md)
   WS_RATE_BYTES_PER_SEC: int(1024, 1024 * 1024 * 1024, 65_536),
