@@ -7,6 +7,7 @@ export { rtcSignalGateway, type RtcSignalGatewayOptions } from './plugins/rtc-si
 export { externalGateway, type ExternalOptions, type ExternalHooks, type ExternalHookHandler, type ExternalHookContext } from './plugins/external.js'
 export { stripeGateway, publishStripeEvent, stripeUserId, type StripeGatewayOptions, type StripeHandlerContext, type StripeHandlers, type StripeEventOf, type StripeEventType } from './plugins/stripe.js'
 export { smsGateway, SmsSendError, type SmsGatewayOptions, type SmsApi, type SmsHandlers, type SmsHandlerContext, type SmsReply, type SmsMessage, type SentSms, type SmsClient, type HttpClientOption, type InboundSms, type SmsStatus, type MessageStatus, type TwilioParams } from './plugins/sms.js'
+export { sslcommerzGateway, type SslcommerzGatewayOptions, type SslcommerzClient, type SslcommerzHandlers, type SslcommerzHandlerContext, type SslcommerzNotification, type ValidationAnswer, type SessionInput, type RefundInput, type LoadOrder } from './plugins/sslcommerz.js'
 export { kafkaGateway, type KafkaGatewayOptions, type KafkaApi, type KafkaHandler, type KafkaMessage, type KafkaEmitOptions, type KafkaEmitResult, type KafkaOnOptions, type KafkaBrokers, type KafkaClientConfig } from './plugins/kafka.js'
 
 export { demoRoutes, DEFAULT_CSP, type DemoRoutesOptions } from './routes/demo.js'

@@ -9,7 +9,9 @@ const benches: Record<string, { file: string, flags: string[] }> = {
   'ws-fanout': { file: 'ws-fanout.ts', flags: [] },
   'sse-fanout': { file: 'sse-fanout.ts', flags: [] },
   'redis-bus': { file: 'redis-bus.ts', flags: [] },
-  'redis-instances': { file: 'redis-instances.ts', flags: [] }
+  'redis-instances': { file: 'redis-instances.ts', flags: [] },
+  // stream gateways: the driver starts the brokers, server.ts (CPU 0) and the baseline consumers (CPU 0) itself
+  streams: { file: 'streams.ts', flags: [] }
 }
 
 const chosen = process.argv.slice(2).filter((a) => !a.startsWith('-'))
