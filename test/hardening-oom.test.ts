@@ -90,7 +90,8 @@ t.test('anonymous 60 KB publishers to many demo rooms: heap within the budget, p
   t.ok(instance.running, 'the server is still up')
   t.ok(sent.length >= 10, `the normal client published ${sent.length} messages during the attack`)
   for (const ref of sent) await reader.until((f) => f.op === 'event' && f.data?.ref === ref, 15_000)
-  t.pass('the normal client received every one of them')
+  const received = reader.all.filter((f) => f.op === 'event').map((f) => f.data.ref)
+  t.same(received, sent, 'the normal client received every one of them, in order')
   t.ok(limited > 0, `publishers were paced: ${acked} accepted, ${limited} RATE_LIMITED, ${other} other`)
   // one address: 256 KiB/s sustained plus a 1 MiB burst (the default WS_IP_RATE_BYTES_*), with slack for timing
   const accepted = acked * 60_000
