@@ -1,5 +1,5 @@
 import t from 'tap'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile, mkdir, readdir, stat } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -182,6 +182,41 @@ console.log(JSON.stringify({ root: typeof root.wsGateway, sameGateway: root.wsGa
 `)
   const { stdout } = await run(process.execPath, ['--no-warnings', 'app.cjs'], { cwd: host })
   t.same(JSON.parse(stdout), { root: 'function', sameGateway: true, defaultExport: true })
+})
+
+t.test('in the host: the fastify-gateways bin serves from the environment and stops on SIGTERM', async (t) => {
+  const bin = join(host, 'node_modules', '.bin', 'fastify-gateways')
+  t.ok(existsSync(bin), 'npm linked the bin')
+  const child = spawn(bin, [], {
+    cwd: host,
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let output = ''
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`no listening line within 30 s: ${output}`)) }, 30_000)
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      const match = /"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(output)
+      if (match !== null) {
+        clearTimeout(timer)
+        resolve(match[1])
+      }
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`exited with ${code}: ${output}`))
+    })
+  })
+  const health = await fetch(`${url}/health`)
+  t.equal(health.status, 200)
+  t.same(await health.json(), { status: 'ok' })
+  t.equal((await fetch(`${url}/client.js`)).status, 200, 'the demo assets ship with the package')
+  const exited = new Promise<number | null>((resolve) => { child.once('exit', (code) => { resolve(code) }) })
+  child.kill('SIGTERM')
+  t.equal(await exited, 0, 'a graceful stop')
 })
 
 t.test('in the host: the shipped declarations compile with skipLibCheck off, without any SDK or @types/ws', async (t) => {
