@@ -11,6 +11,7 @@ import { extractToken } from '../lib/admission/token.js'
 import { AuthError, createJwtAuthenticator } from '../lib/auth/jwt.js'
 import { createRoomPolicy } from '../lib/auth/policy.js'
 import { disconnectReason } from '../plugins/shared/socket.js'
+import { loadConfig } from '../lib/config.js'
 import { Frames, openWs, waitFor } from './helpers/ws-client.js'
 import { JWT_SECRET, signToken } from './helpers/app.js'
 
@@ -161,6 +162,8 @@ t.test('the JWT authenticator refuses a secret shorter than 32 bytes when it is 
   t.throws(() => createJwtAuthenticator(undefined as unknown as string), { code: 'GW_JWT_SECRET' }, 'a missing secret from plain JavaScript')
   const verify = createJwtAuthenticator(JWT_SECRET)
   t.equal((await verify(await signToken('9')))?.id, '9')
+  t.throws(() => loadConfig({ AUTH_JWT_SECRET: 'short-secret' }), { message: 'AUTH_JWT_SECRET: must have at least 32 bytes (HS256 keys are 256 bits)' },
+    'server.ts stops at start-up naming the variable, never its value')
 })
 
 t.test('tokens: ?token= (the first of several, non-empty) before a Bearer header', async (t) => {
