@@ -49,7 +49,7 @@ t.test('allow-list entries are origins or *; anything else is refused when the p
   t.notOk(isOriginEntry('https://user:pw@app.example'))
   t.notOk(isOriginEntry('https://app.example?x=1'))
   t.equal(serialiseOrigin('chrome-extension://abcdef'), 'chrome-extension://abcdef', 'a non-special scheme keeps scheme://host')
-  t.throws(() => createOriginPolicy(['app.example']), /not an origin/)
+  t.throws(() => createOriginPolicy(['app.example']), { code: 'GW_INVALID_OPTIONS', message: /not an origin/ })
   const app = Fastify()
   t.after(() => app.close())
   await t.rejects(async () => { await app.register(wsGateway, { allowedOrigins: ['app.example'] }) },
