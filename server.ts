@@ -47,12 +47,14 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       maxConnectionsPerIp: config.WS_MAX_CONN_PER_IP,
       ratePerSec: config.WS_RATE_PER_SEC,
       rateBurst: config.WS_RATE_BURST,
-      sendBufferBytes: config.WS_SEND_BUFFER
+      sendBufferBytes: config.WS_SEND_BUFFER,
+      ...inboundByteLimits(config)
     })
     // GET / (the demo page) and the browser client, telling the page which other gateways are on
     const on = (name: GatewayName, path: string) => config.gateways.has(name) ? path : false as const
     await app.register(demoRoutes, {
-      endpoints: { ws: '/ws', sse: on('sse', '/sse'), rtc: on('rtc', '/rtc'), api: on('external', '/api') }
+      endpoints: { ws: '/ws', sse: on('sse', '/sse'), rtc: on('rtc', '/rtc'), api: on('external', '/api') },
+      publishRooms: config.CLIENT_PUBLISH_ROOMS
     })
   },
   sse: async (app, { config, authenticate, policy }) => {
@@ -87,7 +89,8 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       maxConnectionsPerIp: config.WS_MAX_CONN_PER_IP,
       ratePerSec: config.WS_RATE_PER_SEC,
       rateBurst: config.WS_RATE_BURST,
-      sendBufferBytes: config.WS_SEND_BUFFER
+      sendBufferBytes: config.WS_SEND_BUFFER,
+      ...inboundByteLimits(config)
     })
   },
   stripe: async (app, { config, createStore }) => {
@@ -163,6 +166,16 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       }
     })
     checks.kafka = () => app.kafka.isReady()
+  }
+}
+
+/** The inbound byte budgets of ws and rtc clients (docs/security.md, "Memory budget"). */
+function inboundByteLimits (config: Config) {
+  return {
+    bytesPerSec: config.WS_RATE_BYTES_PER_SEC,
+    bytesBurst: config.WS_RATE_BYTES_BURST,
+    ipBytesPerSec: config.WS_IP_RATE_BYTES_PER_SEC,
+    ipBytesBurst: config.WS_IP_RATE_BYTES_BURST
   }
 }
 
@@ -244,11 +257,24 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     }
     await app.register(healthRoutes, { checks: wiring.checks })
     await app.ready()
+    logClientPublishing(app, config)
   } catch (err) {
     await app.close().catch(() => {})
     throw err
   }
   return app
+}
+
+/** Says at start-up whether browsers may publish over ws, and how to close or widen it. */
+function logClientPublishing (app: FastifyInstance, config: Config): void {
+  const rooms = config.CLIENT_PUBLISH_ROOMS
+  if (!config.gateways.has('ws') && !config.gateways.has('rtc')) return
+  if (rooms.length === 0) {
+    app.log.info('client publishing is closed (CLIENT_PUBLISH_ROOMS is empty): only the server and the external API publish')
+    return
+  }
+  app.log.info({ clientPublishRooms: rooms },
+    'clients may publish over ws to rooms matching CLIENT_PUBLISH_ROOMS (bounded by the history memory budget and per-connection byte rates); set CLIENT_PUBLISH_ROOMS= (empty) to close client publishing')
 }
 
 /** Start-up: config errors are one line on stderr and exit code 1; SIGINT/SIGTERM close gracefully. */

@@ -8,6 +8,7 @@ import type { DisconnectReason } from '../lib/metrics/counters.js'
 import type { SseHub } from '../lib/sse/hub.js'
 import { EVENT_STREAM_HEADERS, startEventStream } from '../lib/sse/http.js'
 import { SseStream, type SseCloseReason } from '../lib/sse/stream.js'
+import { expiresAt } from '../lib/expiry.js'
 import { addressOf, admitRequest, corsHeaders, refuseOrigin } from '../plugins/shared/admission.js'
 
 export interface SseRouteOptions {
@@ -91,6 +92,8 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
       sendBufferBytes: options.sendBufferBytes,
       retryMs: options.retryMs,
       end: response.end,
+      // the stream ends when its token expires (docs/protocol.md, "Extensions")
+      expiresAt: expiresAt(user),
       onClose: (reason: SseCloseReason, err?: unknown) => {
         hub.delete(stream)
         admission.release(ip)
@@ -110,7 +113,7 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
 }
 
 /** The disconnect reason (`gateways_disconnects_total`) of each way a stream ends. */
-const DISCONNECTS: Record<SseCloseReason, DisconnectReason> = { client: 'client', overflow: 'slow_consumer', shutdown: 'shutdown', error: 'error' }
+const DISCONNECTS: Record<SseCloseReason, DisconnectReason> = { client: 'client', overflow: 'slow_consumer', shutdown: 'shutdown', error: 'error', expired: 'unauthenticated' }
 
 /** `?room=a&room=b`, distinct, each a valid room name, at most `max`. */
 function parseRooms (value: unknown, max: number): string[] {

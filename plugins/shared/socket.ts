@@ -8,6 +8,7 @@ import type { RoomRegistry } from '../../lib/rooms/registry.js'
 import type { DisconnectReason } from '../../lib/metrics/counters.js'
 import { UpgradeGuard, startClosing } from '../../lib/ws/shutdown.js'
 import { SocketConnection, type OpHandler } from '../../lib/ws/connection.js'
+import { AddressRates } from '../../lib/ws/rates.js'
 import { addressOf, admitRequest, type Transport } from './admission.js'
 import type { SocketLimits } from './options.js'
 
@@ -45,6 +46,8 @@ export interface SocketRouteOptions {
   onEnd?: (conn: SocketConnection, rooms: string[]) => void
   /** a direct message (`registry.direct(conn.id, message)`) for this connection */
   onDirect?: (conn: SocketConnection, message: unknown) => void
+  /** a room left because a refreshed token no longer allows it (the join rule is asked again on `refresh`) */
+  onRevoked?: (conn: SocketConnection, room: string) => void
 }
 
 export interface SocketRoute {
@@ -104,6 +107,8 @@ export async function ensureWebsocket (app: FastifyInstance, options: EnsureWebs
 /** Adds the gateway's WebSocket route to `scope` (an encapsulated scope of the gateway plugin). */
 export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions): SocketRoute {
   const { registry, admission, limits, transport } = options
+  // inbound bytes per second per client address, shared by its connections to this route (lib/ws/rates.ts)
+  const rates = new AddressRates(limits.ipBytesPerSec, Math.max(limits.ipBytesBurst, limits.maxPayload))
   const users = new WeakMap<FastifyRequest, GatewayUser | null>()
   const connections = new Set<SocketConnection>()
   const counters = registry.counters
@@ -129,6 +134,10 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
       ...(admission.authenticates ? { authenticate: (token: string) => authenticateFrame(admission, token, request) } : {}),
       ...(options.onDirect === undefined ? {} : { onDirect: options.onDirect }),
       ...(options.onEnd === undefined ? {} : { onEnd: options.onEnd }),
+      address: { key: address, rates },
+      // a refreshed token is held to the join rule again (docs/protocol.md, "Extensions")
+      authorizeJoin: async (user, room) => (await admission.join(user, room)) === null,
+      ...(options.onRevoked === undefined ? {} : { onRevoked: options.onRevoked }),
       log: request.log
     })
     connections.add(conn)
@@ -173,7 +182,7 @@ export function disconnectReason (closedBy: { code: number, reason: string } | n
     case undefined: return 'client'
     case 1009: return 'too_large'
     case 1013: return 'slow_consumer'
-    case 1008: return closedBy.reason === 'unauthenticated' ? 'unauthenticated' : 'rate_limited'
+    case 1008: return closedBy.reason === 'unauthenticated' || closedBy.reason === 'token expired' ? 'unauthenticated' : 'rate_limited'
     case 1006: return 'ping_timeout'
     case 1001: return 'shutdown'
     default: return 'error'
