@@ -31,8 +31,8 @@ export const smsGateway = smsPlugin as unknown as OptionalPeerGateway
 export const kafkaGateway = kafkaPlugin as unknown as OptionalPeerGateway
 
 export { RoomRegistry, type RoomRegistryOptions } from './lib/rooms/registry.js'
-export { MemoryBus, type MemoryBusOptions } from './lib/rooms/memory-bus.js'
-export type { Bus, BusSink } from './lib/rooms/bus.js'
+export { MemoryBus } from './lib/rooms/memory-bus.js'
+export type { Bus } from './lib/rooms/bus.js'
 export type {
   RoomEvent, Encoder, Member, PublishInput, PublishOptions, PublishResult, HistoryResult, Presence, RoomSummary, MaybePromise
 } from './lib/rooms/types.js'
