@@ -250,3 +250,33 @@ t.test('disconnect reasons follow the close this side started', async (t) => {
   t.equal(disconnectReason({ code: 1001, reason: '' }), 'shutdown')
   t.equal(disconnectReason({ code: 1011, reason: 'internal error' }), 'error')
 })
+
+t.test('two upgrades racing past the per-address check: the one over the limit is closed with 1013', async (t) => {
+  const app = Fastify()
+  t.after(() => app.close())
+  // a barrier in authenticate holds each upgrade until both have passed the per-address check
+  let arrived = 0
+  let bothIn: () => void = () => {}
+  const barrier = new Promise<void>((resolve) => { bothIn = resolve })
+  const authenticate = async () => {
+    if (++arrived === 2) bothIn()
+    await barrier
+    return null
+  }
+  await app.register(wsGateway, { maxConnectionsPerIp: 1, closeTimeoutMs: 100, authenticate })
+  await app.ready()
+  const open = async () => {
+    let frames: Frames | undefined
+    const socket = await app.injectWS('/ws', { socket: { remoteAddress: '10.0.0.7' } } as never, { onInit: (ws) => { frames = new Frames(ws) } })
+    t.after(() => { socket.terminate() })
+    return frames as Frames
+  }
+  // both pass the admission check before either connection is counted
+  const [a, b] = await Promise.all([open(), open()])
+  const outcomes = await Promise.all([a, b].map(async (frames) => await Promise.race([
+    frames.next().then((frame: { op: string }) => frame.op),
+    frames.waitClose().then(({ code, reason }) => `${code} ${reason}`)
+  ])))
+  t.same(outcomes.sort(), ['1013 too many connections', 'hello'])
+  t.equal(app.rooms.counters.connections.ws, 1, 'only the admitted one is counted')
+})
