@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { buildClient, PUBLIC_DIR } from '../scripts/build-client.js'
+import { buildClient, PUBLIC_DIR } from '../lib/client/build.js'
 
 // public/client.js and public/client.d.ts are built from lib/client/*.ts and committed (the package and GET /client.js
 // serve them). A fresh build must give the same bytes: a source changed without `npm run build:client` fails here.

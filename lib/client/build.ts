@@ -4,7 +4,7 @@
  * (the declarations tsc emits, bundled into one file by dts-bundle-generator).
  *
  *   npm run build:client                    # writes public/client.js and public/client.d.ts
- *   tsx scripts/build-client.ts <outDir>    # writes them elsewhere (test/client-build.test.ts compares the two)
+ *   tsx lib/client/build.ts <outDir>       # writes them elsewhere (test/client-build.test.ts compares the two)
  *
  * Both files are committed; the test fails when they differ from a fresh build of the sources.
  */
@@ -14,7 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { build } from 'esbuild'
 import { generateDtsBundle } from 'dts-bundle-generator'
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const CLIENT_SOURCE = join(ROOT, 'lib', 'client')
 export const PUBLIC_DIR = join(ROOT, 'public')
 
