@@ -4,6 +4,7 @@ import { GatewayErrors } from '../lib/errors.js'
 import type { Admission } from '../lib/admission/admission.js'
 import { isRoomName } from '../lib/rooms/names.js'
 import type { RoomRegistry } from '../lib/rooms/registry.js'
+import type { DisconnectReason } from '../lib/metrics/counters.js'
 import type { SseHub } from '../lib/sse/hub.js'
 import { EVENT_STREAM_HEADERS, startEventStream } from '../lib/sse/http.js'
 import { SseStream, type SseCloseReason } from '../lib/sse/stream.js'
@@ -96,6 +97,7 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
       onClose: (reason: SseCloseReason, err?: unknown) => {
         hub.delete(stream)
         admission.release(ip)
+        registry.counters.connectionClosed('sse', DISCONNECTS[reason])
         const fields = { stream: stream.id, reason, ms: Date.now() - opened }
         if (reason === 'overflow') log.warn({ ...fields, sendBufferBytes: options.sendBufferBytes }, 'sse stream ended: the client does not read fast enough')
         else if (reason === 'error') log.warn({ ...fields, err }, 'sse stream ended: resume failed')
@@ -103,11 +105,15 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
       }
     })
     response.onClose(() => { stream.close('client') })
+    registry.counters.connectionOpened('sse')
     hub.add(stream)
     log.debug({ stream: stream.id, rooms, user: stream.user, resume: lastEventId !== null }, 'sse stream opened')
     await stream.open(lastEventId)
   })
 }
+
+/** The disconnect reason (`gateways_disconnects_total`) of each way a stream ends. */
+const DISCONNECTS: Record<SseCloseReason, DisconnectReason> = { client: 'client', overflow: 'slow_consumer', shutdown: 'shutdown', error: 'error', expired: 'unauthenticated' }
 
 /** `?room=a&room=b`, distinct, each a valid room name, at most `max`. */
 function parseRooms (value: unknown, max: number): string[] {

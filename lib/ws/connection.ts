@@ -104,6 +104,8 @@ export class SocketConnection {
   data: Record<string, unknown> = {}
   /** false once a server ping went unanswered for a whole interval */
   alive = true
+  /** the close this side started (1006 for a peer ended after an unanswered ping); null while open or closed by the peer */
+  closedBy: { code: number, reason: string } | null = null
   private currentUser: GatewayUser | null
   private readonly joined = new Set<string>()
   private readonly bucket: TokenBucket
@@ -273,7 +275,9 @@ export class SocketConnection {
 
   /** Starts the closing handshake with `code`; the connection leaves its rooms at once and handles no more frames. */
   close (code: number, reason = ''): void {
-    if (this.end()) this.socket.close(code, reason)
+    if (!this.end()) return
+    this.closedBy = { code, reason }
+    this.socket.close(code, reason)
   }
 
   /** Ends the connection without a closing handshake (dead peer). */
@@ -287,6 +291,7 @@ export class SocketConnection {
     if (this.ended) return
     if (!this.alive) {
       this.options.log.debug({ conn: this.id }, 'peer did not answer the ping: terminated')
+      this.closedBy = { code: 1006, reason: 'ping timeout' }
       this.terminate()
       return
     }
