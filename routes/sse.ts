@@ -27,6 +27,9 @@ export interface SseRouteOptions {
   sendBufferBytes: number
 }
 
+/** metrics: the disconnect reason of each way an SSE stream ends */
+const SSE_DISCONNECTS = { client: 'client', overflow: 'slow_consumer', shutdown: 'shutdown', error: 'error' } as const
+
 /** Request headers a cross-origin EventSource (or fetch-based SSE client) may send. */
 const ALLOWED_REQUEST_HEADERS = 'Authorization, Last-Event-ID, Cache-Control, Accept'
 const PREFLIGHT_MAX_AGE_S = '600'
@@ -92,6 +95,7 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
     }
     const opened = Date.now()
     const log = request.log
+    registry.counters.connectionOpened('sse')
     const stream: SseStream = new SseStream({
       id: registry.nextMemberId(),
       user: user?.id ?? null,
@@ -104,6 +108,7 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
       onClose: (reason: SseCloseReason, err?: unknown) => {
         hub.delete(stream)
         ipCounter.release(ip)
+        registry.counters.connectionClosed('sse', SSE_DISCONNECTS[reason])
         const fields = { stream: stream.id, reason, ms: Date.now() - opened }
         if (reason === 'overflow') log.warn({ ...fields, sendBufferBytes: options.sendBufferBytes }, 'sse stream ended: the client does not read fast enough')
         else if (reason === 'error') log.warn({ ...fields, err }, 'sse stream ended: resume failed')
