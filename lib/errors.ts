@@ -49,5 +49,11 @@ export const GatewayErrors = {
   WS_ORIGIN_FORBIDDEN: createError('GW_WS_ORIGIN_FORBIDDEN', 'origin %s is not allowed', 403),
   WS_TOO_MANY_CONNECTIONS: createError('GW_WS_TOO_MANY_CONNECTIONS', 'too many open connections from this address (at most %s)', 429),
   RTC_UNAUTHENTICATED: createError('GW_RTC_UNAUTHENTICATED', '%s', 401),
-  RTC_ORIGIN_FORBIDDEN: createError('GW_RTC_ORIGIN_FORBIDDEN', 'origin %s is not allowed', 403)
+  RTC_ORIGIN_FORBIDDEN: createError('GW_RTC_ORIGIN_FORBIDDEN', 'origin %s is not allowed', 403),
+  // ---- operations (metrics, admin)
+  METRICS_UNAUTHORIZED: createError('GW_METRICS_UNAUTHORIZED', '%s', 401),
+  ADMIN_UNAUTHORIZED: createError('GW_ADMIN_UNAUTHORIZED', '%s', 401),
+  ADMIN_FORBIDDEN: createError('GW_ADMIN_FORBIDDEN', '%s', 403),
+  ADMIN_BAD_REQUEST: createError('GW_ADMIN_BAD_REQUEST', '%s', 400),
+  ADMIN_RATE_LIMITED: createError('GW_ADMIN_RATE_LIMITED', 'too many login attempts, retry in %s', 429)
 } as const
