@@ -11,6 +11,11 @@ export { kafkaGateway, type KafkaGatewayOptions, type KafkaApi, type KafkaHandle
 
 export { demoRoutes, DEFAULT_CSP, type DemoRoutesOptions } from './routes/demo.js'
 
+// operations (docs/operations.md); the metrics plugin is its own subpath, fastify-gateways/metrics (prom-client types)
+export { health, ensureReadiness, Readiness, type HealthOptions, type ReadinessCheck, type ReadinessResult } from './plugins/health.js'
+export { admin, type AdminOptions, type AdminVerify, type AdminSession, type AdminOverview, type AdminInstance, type AdminRooms, type AdminRoom, type AdminPublishResult } from './plugins/admin.js'
+export { GatewayCounters, type CountersSnapshot, type Transport, type DisconnectReason, type WebhookProvider, type WebhookOutcome, type StreamBroker, type StreamOutcome } from './lib/metrics/counters.js'
+
 export * from './lib/rooms/index.js'
 export { RedisBus, RedisDedupeStore, type RedisBusOptions, type RedisDedupeStoreOptions, type BusLogger } from './lib/redis/index.js'
 export * from './lib/auth/index.js'
