@@ -17,8 +17,8 @@ const MetricsOptions = z.strictObject({
   path: z.union([pathOption, z.literal(false)]).default('/metrics'),
   /** when set, the route needs `Authorization: Bearer <token>` (compared in constant time), else 401 */
   token: z.string().min(1, { error: 'must not be empty' }).optional(),
-  /** put before every family name this plugin registers, e.g. `edge_` */
-  prefix: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/, { error: 'must be a Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)' }).default(''),
+  /** put before every family name this plugin registers, e.g. `edge_` (Fastify keeps `prefix` for route prefixes) */
+  metricPrefix: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/, { error: 'must be a Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)' }).default(''),
   /** a prom-client Registry of the host's own (e.g. prom-client's global `register`); default: a new one */
   registry: z.custom<PromClient.Registry>((v) => typeof (v as PromClient.Registry)?.registerMetric === 'function' &&
     typeof (v as PromClient.Registry)?.metrics === 'function', { error: 'must be a prom-client Registry' }).optional(),
@@ -62,18 +62,18 @@ async function metricsPlugin (app: FastifyInstance, raw: MetricsOptions) {
   const prom = await loadPeer<PromClientModule>('prom-client', 'metrics', () => import('prom-client'))
   const registry = options.registry ?? new prom.Registry()
   const rooms = await ensureRooms(app)
-  const names = registerGatewayMetrics(prom, registry, rooms, options.prefix)
+  const names = registerGatewayMetrics(prom, registry, rooms, options.metricPrefix)
 
-  const processFamily = `${options.prefix}process_cpu_user_seconds_total`
+  const processFamily = `${options.metricPrefix}process_cpu_user_seconds_total`
   if (options.defaultMetrics && registry.getSingleMetric(processFamily) === undefined) {
     // a host registry that already collects the defaults keeps its own
-    prom.collectDefaultMetrics({ register: registry, prefix: options.prefix })
+    prom.collectDefaultMetrics({ register: registry, prefix: options.metricPrefix })
     names.push(...registry.getMetricsAsArray().map((m) => m.name).filter((name) => !names.includes(name)))
   }
 
   if (options.httpMetrics) {
-    const histogram = httpHistogram(prom, registry, options.prefix, options.httpBuckets ?? HTTP_BUCKETS)
-    names.push(familyNames(options.prefix).http)
+    const histogram = httpHistogram(prom, registry, options.metricPrefix, options.httpBuckets ?? HTTP_BUCKETS)
+    names.push(familyNames(options.metricPrefix).http)
     // replies that went through onSend; hijacked ones (SSE streams, WebSocket upgrades) live for minutes and are not
     // request latencies
     const answered = new WeakSet<FastifyReply>()
@@ -101,7 +101,7 @@ async function metricsPlugin (app: FastifyInstance, raw: MetricsOptions) {
   // a host registry outlives the app: take this app's families off it (defaults stay: they describe the process)
   app.addHook('onClose', async () => {
     if (options.registry === undefined) registry.clear()
-    else for (const name of names) if (!name.startsWith(`${options.prefix}process_`) && !name.startsWith(`${options.prefix}nodejs_`)) registry.removeSingleMetric(name)
+    else for (const name of names) if (!name.startsWith(`${options.metricPrefix}process_`) && !name.startsWith(`${options.metricPrefix}nodejs_`)) registry.removeSingleMetric(name)
   })
 
   if (options.path !== false) {

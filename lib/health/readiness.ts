@@ -53,8 +53,8 @@ async function passes (check: ReadinessCheck, timeoutMs: number): Promise<boolea
   if (typeof result === 'boolean') return result
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<boolean>((resolve) => {
+    // not unref()ed: it is cleared as soon as the check answers, and bounds a request that waits for it
     timer = setTimeout(() => { resolve(false) }, timeoutMs)
-    timer.unref()
   })
   try {
     return await Promise.race([Promise.resolve(result).then((ok) => ok === true, () => false), late])
