@@ -71,7 +71,9 @@ export async function adminRoutes (scope: FastifyInstance, options: AdminRoutesO
   scope.addHook('onSend', async (_request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff')
     reply.header('x-frame-options', 'DENY')
-    reply.header('referrer-policy', 'no-referrer')
+    // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on form posts, and the Origin
+    // check below needs the real one
+    reply.header('referrer-policy', 'same-origin')
     if (reply.getHeader('cache-control') === undefined) reply.header('cache-control', 'no-store')
     return payload
   })

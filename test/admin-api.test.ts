@@ -46,6 +46,7 @@ t.test('without a login: /admin is the login form and every /admin/api/... route
   t.notMatch(page.body, /id="rooms"/, 'not the dashboard')
   t.match(page.headers['content-security-policy'], /default-src 'none'; script-src 'self'; style-src 'self'/)
   t.equal(page.headers['x-frame-options'], 'DENY')
+  t.equal(page.headers['referrer-policy'], 'same-origin')
   t.equal(page.headers['cache-control'], 'no-store')
   assertNoInline(t, page.body)
   for (const [method, url] of [['GET', '/admin/api/session'], ['GET', '/admin/api/overview'], ['GET', '/admin/api/rooms'],
