@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { GatewayErrors } from '../lib/errors.js'
 import { formatIssues } from '../lib/options.js'
-import { createOriginPolicy } from '../lib/auth/origin.js'
+import { createOriginPolicy } from '../lib/admission/origin.js'
 import type { RoomRegistry } from '../lib/rooms/registry.js'
 import { LoginBody, type AdminSession } from '../lib/admin/api.js'
 import { readCookie, sessionCookie } from '../lib/admin/cookie.js'
@@ -93,7 +93,8 @@ export async function adminRoutes (scope: FastifyInstance, options: AdminRoutesO
 
   /** Cross-site requests never change anything: the Origin must be this host's (SameSite=Strict does the rest). */
   const sameOrigin = (request: FastifyRequest): void => {
-    if (request.headers['sec-fetch-site'] === 'cross-site' || !origins.allowed(request.headers.origin, request.headers.host)) {
+    const self = { protocol: request.protocol, host: request.host }
+    if (request.headers['sec-fetch-site'] === 'cross-site' || !origins.allowed(request.headers.origin, self)) {
       throw new GatewayErrors.ADMIN_FORBIDDEN('cross-origin request refused')
     }
   }

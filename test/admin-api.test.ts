@@ -190,7 +190,7 @@ t.test('publishing from the API needs the CSRF token and the same origin, and re
   t.equal((await post({ 'x-csrf-token': csrf }, { room: 'public:news', event: 'e', data: 'x'.repeat(2000) })).statusCode, 413, 'bodyLimit')
   t.equal(frames.unread.length, 0, 'nothing was published so far')
 
-  const ok = await post({ 'x-csrf-token': csrf, host: 'admin.example', origin: 'https://admin.example', 'sec-fetch-site': 'same-origin' })
+  const ok = await post({ 'x-csrf-token': csrf, host: 'admin.example', 'x-forwarded-proto': 'https', origin: 'https://admin.example', 'sec-fetch-site': 'same-origin' })
   t.equal(ok.statusCode, 200)
   t.match(ok.json(), { id: String, delivered: 1 })
   t.same(await frames.next(), { op: 'event', room: 'public:news', event: 'announcement', data: { text: 'hello' }, id: ok.json().id })

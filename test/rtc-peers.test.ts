@@ -5,6 +5,7 @@ import { createEvent } from '../lib/rooms/event.js'
 import type { Bus, BusSink } from '../lib/rooms/bus.js'
 import type { MaybePromise, Presence, PublishInput, RoomEvent } from '../lib/rooms/types.js'
 import { RtcRooms, controlRoomOf, type RtcPeerHandle } from '../lib/rtc/peers.js'
+import type { Frame } from './helpers/ws-client.js'
 
 // RtcRooms against a scripted bus: what another instance would do (answer a newcomer, announce peers, relay signals)
 // is played by the test through the bus's sink, and the bus's failures are chosen per test.
@@ -26,7 +27,7 @@ class ScriptedBus implements Bus {
   /** set by a test to play a bus that tracks instances */
   liveInstances?: () => MaybePromise<ReadonlySet<string> | null>
   instanceTtlMs?: number
-  readonly directs: Array<{ to: string, message: any }> = []
+  readonly directs: Array<{ to: string, message: unknown }> = []
 
   constructor () {
     this.presence = (_room, local) => ({ members: local.members + this.remotePeers, users: local.users })
@@ -60,12 +61,12 @@ class ScriptedBus implements Bus {
 
   /** The control member id the local peer announced with its join. */
   controlOf (peer: string): string {
-    const input = this.appended.find((i) => i.event === 'peer-joined' && (i.data as any).peer === peer)
-    return (input?.data as any).control
+    const input = this.appended.find((i) => i.event === 'peer-joined' && (i.data as { peer?: string }).peer === peer)
+    return (input?.data as { control: string }).control
   }
 }
 
-function handle (id: string): RtcPeerHandle & { sent: any[], open: boolean } {
+function handle (id: string): RtcPeerHandle & { sent: Frame[], open: boolean } {
   return { id, open: true, sent: [], send (frame: object) { this.sent.push(frame); return true } }
 }
 
@@ -301,7 +302,7 @@ async function until (check: () => boolean, what: string, timeoutMs = 5000): Pro
   }
 }
 
-const leftOf = (h: { sent: any[] }, peer: string) => h.sent.filter((f) => f.op === 'peer-left' && f.peer === peer).length
+const leftOf = (h: { sent: Frame[] }, peer: string) => h.sent.filter((f) => f.op === 'peer-left' && f.peer === peer).length
 
 t.test('peers of a crashed instance get one peer-left each, and a newcomer\'s joined leaves them out', async (t) => {
   let live = new Set<string>()

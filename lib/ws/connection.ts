@@ -6,9 +6,11 @@ import type { RoomRegistry } from '../rooms/registry.js'
 import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/types.js'
 import { TokenBucket } from '../limits/token-bucket.js'
 import type { DisconnectReason } from '../metrics/counters.js'
+import { MAX_JSON_DEPTH, isTooDeep, tooDeepMessage } from '../json.js'
 import { wsEventEncoder, type WireFrame } from './frame.js'
+import { formatIssues } from '../options.js'
 import {
-  AuthFrame, PingFrame, ServerFrames, describeIssues, readEnvelope, type ErrorCode, type Ref
+  AuthFrame, PingFrame, ServerFrames, readEnvelope, type ErrorCode, type Ref
 } from './protocol.js'
 
 /**
@@ -49,7 +51,7 @@ export interface ConnectionLog {
  * the frame's `ref`; returning a promise holds the connection's later frames until it settles. A handler answers
  * with `conn.send(...)`/`conn.fail(...)`; an exception it does not catch closes the connection with 1011.
  */
-export interface OpHandler<F = any> {
+export interface OpHandler<F = unknown> {
   schema: z.ZodType<F>
   handle (frame: F, conn: SocketConnection, ref: Ref | undefined): void | Promise<void>
 }
@@ -345,20 +347,23 @@ export class SocketConnection {
   private handle (data: Buffer | null): void | Promise<void> {
     const first = this.handled++ === 0
     if (data === null) return this.fail('BAD_MESSAGE', 'binary frames are not accepted: send JSON text')
-    const envelope = readEnvelope(data.toString('utf8'))
+    const text = data.toString('utf8')
+    const envelope = readEnvelope(text)
     if (!envelope.ok) return this.fail('BAD_MESSAGE', envelope.message, envelope.ref)
     const { op, ref } = envelope
+    // what follows (validation, JSON.stringify at publish, a signal's size check) recurses: refuse deep nesting first
+    if (isTooDeep(envelope.value, MAX_JSON_DEPTH, text.length)) return this.fail('BAD_MESSAGE', tooDeepMessage(), ref)
     if (op === 'auth') return this.auth(envelope.value, ref, first)
     const handler = this.ops.get(op)
     if (handler === undefined) return this.fail('BAD_MESSAGE', `unknown op ${JSON.stringify(op.slice(0, 64))}`, ref)
     const parsed = handler.schema.safeParse(envelope.value)
-    if (!parsed.success) return this.fail('BAD_MESSAGE', describeIssues(parsed.error), ref)
+    if (!parsed.success) return this.fail('BAD_MESSAGE', formatIssues(parsed.error.issues, { first: true }), ref)
     return handler.handle(parsed.data, this, ref)
   }
 
   private auth (value: Record<string, unknown>, ref: Ref | undefined, first: boolean): void | Promise<void> {
     const parsed = AuthFrame.safeParse(value)
-    if (!parsed.success) return this.fail('BAD_MESSAGE', describeIssues(parsed.error), ref)
+    if (!parsed.success) return this.fail('BAD_MESSAGE', formatIssues(parsed.error.issues, { first: true }), ref)
     if (this.currentUser !== null) return this.fail('BAD_MESSAGE', 'already authenticated', ref)
     if (!first) return this.fail('BAD_MESSAGE', 'auth must be the first frame', ref)
     const authenticate = this.options.authenticate
