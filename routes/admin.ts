@@ -99,6 +99,9 @@ export async function adminRoutes (scope: FastifyInstance, options: AdminRoutesO
     }
   }
 
+  /** The cookie's Secure attribute: over https (as the server sees it: trustProxy decides), or as configured. */
+  const secure = (request: FastifyRequest): boolean => options.secureCookie === 'auto' ? request.protocol === 'https' : options.secureCookie
+
   scope.get('/', async (request, reply) => {
     reply.header('content-security-policy', ADMIN_CSP)
     return await sendHtml(reply, sessionOf(request) === null ? login() : page)
@@ -132,8 +135,7 @@ export async function adminRoutes (scope: FastifyInstance, options: AdminRoutesO
       throw new GatewayErrors.ADMIN_UNAUTHORIZED('wrong password')
     }
     const { id, session } = sessions.create()
-    const secure = options.secureCookie === 'auto' ? request.protocol === 'https' : options.secureCookie
-    reply.header('set-cookie', sessionCookie(SESSION_COOKIE, id, { path: options.base, maxAgeS: Math.floor(options.sessionTtlMs / 1000), secure }))
+    reply.header('set-cookie', sessionCookie(SESSION_COOKIE, id, { path: options.base, maxAgeS: Math.floor(options.sessionTtlMs / 1000), secure: secure(request) }))
     request.log.info('admin logged in')
     if (isFormLogin(request)) return reply.code(303).header('location', options.base).send()
     const answer: AdminSession = { csrfToken: session.csrfToken, expiresAt: session.expiresAt, refreshMs: options.refreshMs, instanceId: options.registry.instanceId }
@@ -143,8 +145,7 @@ export async function adminRoutes (scope: FastifyInstance, options: AdminRoutesO
   scope.post('/logout', { bodyLimit: LOGIN_BODY_LIMIT }, async (request, reply) => {
     sameOrigin(request)
     sessions.delete(readCookie(request.headers.cookie, SESSION_COOKIE))
-    const secure = options.secureCookie === 'auto' ? request.protocol === 'https' : options.secureCookie
-    reply.header('set-cookie', sessionCookie(SESSION_COOKIE, '', { path: options.base, maxAgeS: 0, secure }))
+    reply.header('set-cookie', sessionCookie(SESSION_COOKIE, '', { path: options.base, maxAgeS: 0, secure: secure(request) }))
     if (isForm(request)) return reply.code(303).header('location', options.base).send()
     return reply.code(204).send()
   })

@@ -2,6 +2,8 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { admin, type AdminOptions } from '../plugins/admin.js'
 import { wsGateway } from '../plugins/ws.js'
+import { rooms } from '../plugins/rooms.js'
+import { MemoryBus } from '../lib/rooms/memory-bus.js'
 import type { Member } from '../lib/rooms/types.js'
 import { buildTestApp, logCapture } from './helpers/app.js'
 import { Frames } from './helpers/ws-client.js'
@@ -198,6 +200,31 @@ t.test('publishing from the API needs the CSRF token and the same origin, and re
   t.match(await frames.next(), { event: 'ping', data: null }, 'data defaults to null')
   t.equal(bare.statusCode, 200)
   t.match(logs.text(), /admin published an event/)
+})
+
+t.test('secureCookie: true or false overrides what the request says; an empty login body is a 400', async (t) => {
+  const always = await build(t, { secureCookie: true })
+  t.match(String((await always.app.inject({ method: 'POST', url: '/admin/login', payload: { password: PASSWORD } })).headers['set-cookie']), /; Secure$/)
+  t.match(String((await always.app.inject({ method: 'POST', url: '/admin/logout' })).headers['set-cookie']), /Max-Age=0; HttpOnly; SameSite=Strict; Secure$/)
+  const never = await build(t, { secureCookie: false })
+  const res = await never.app.inject({ method: 'POST', url: '/admin/login', headers: { 'x-forwarded-proto': 'https' }, payload: { password: PASSWORD } })
+  t.notMatch(String(res.headers['set-cookie']), /Secure/)
+  t.equal((await never.app.inject({ method: 'POST', url: '/admin/login' })).statusCode, 400)
+})
+
+t.test('the instances of a deployment come from the bus; one that cannot tell lists none', async (t) => {
+  let live: () => Promise<ReadonlySet<string> | null> = async () => null
+  class Deployment extends MemoryBus {
+    async liveInstances (): Promise<ReadonlySet<string> | null> { return await live() }
+  }
+  const { app } = await build(t, {}, async (app) => { await app.register(rooms, { bus: new Deployment({ historySize: 10 }) }) })
+  const { cookie } = await login(app)
+  const overview = async () => (await app.inject({ url: '/admin/api/overview', headers: { cookie } })).json().instances
+  t.equal(await overview(), null)
+  live = async () => new Set(['ffff0000', app.rooms.instanceId])
+  t.same(await overview(), [{ id: app.rooms.instanceId, self: true }, { id: 'ffff0000', self: false }].sort((a, b) => a.id < b.id ? -1 : 1))
+  live = async () => { throw new Error('redis down') }
+  t.equal(await overview(), null, 'an error reads as "cannot tell"')
 })
 
 t.test('a verify function instead of a password; one that throws refuses the login', async (t) => {
