@@ -49,7 +49,8 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       maxConnectionsPerIp: config.WS_MAX_CONN_PER_IP,
       ratePerSec: config.WS_RATE_PER_SEC,
       rateBurst: config.WS_RATE_BURST,
-      sendBufferBytes: config.WS_SEND_BUFFER
+      sendBufferBytes: config.WS_SEND_BUFFER,
+      ...inboundByteLimits(config)
     })
     // GET / (the demo page) and the browser client, telling the page which other gateways are on
     const on = (name: GatewayName, path: string) => config.gateways.has(name) ? path : false as const
@@ -89,7 +90,8 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       maxConnectionsPerIp: config.WS_MAX_CONN_PER_IP,
       ratePerSec: config.WS_RATE_PER_SEC,
       rateBurst: config.WS_RATE_BURST,
-      sendBufferBytes: config.WS_SEND_BUFFER
+      sendBufferBytes: config.WS_SEND_BUFFER,
+      ...inboundByteLimits(config)
     })
   },
   stripe: async (app, { config, createStore }) => {
@@ -164,6 +166,16 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
         ...(mechanism === undefined ? {} : { sasl: { mechanism, username, password } as NonNullable<KafkaClientConfig['sasl']> })
       }
     })
+  }
+}
+
+/** The inbound byte budgets of ws and rtc clients (docs/security.md, "Memory budget"). */
+function inboundByteLimits (config: Config) {
+  return {
+    bytesPerSec: config.WS_RATE_BYTES_PER_SEC,
+    bytesBurst: config.WS_RATE_BYTES_BURST,
+    ipBytesPerSec: config.WS_IP_RATE_BYTES_PER_SEC,
+    ipBytesBurst: config.WS_IP_RATE_BYTES_BURST
   }
 }
 

@@ -8,6 +8,7 @@ const benches: Record<string, { file: string, flags: string[] }> = {
   // fan-out: the driver starts each server (pinned to CPU 0, --expose-gc) and its client processes (CPU 1) itself
   'ws-fanout': { file: 'ws-fanout.ts', flags: [] },
   'sse-fanout': { file: 'sse-fanout.ts', flags: [] },
+  'metrics-fanout': { file: 'metrics-fanout.ts', flags: [] },
   'redis-bus': { file: 'redis-bus.ts', flags: [] },
   'redis-instances': { file: 'redis-instances.ts', flags: [] }
 }

@@ -57,13 +57,13 @@ async function rtcSignalGatewayPlugin (app: FastifyInstance, raw: RtcSignalGatew
   }
   // one admission for the socket and the ICE route: the same origins, credential and join rule
   const admission = new Admission<FastifyRequest>(options)
-  const { maxPayload, pingMs, maxRoomsPerConnection, ratePerSec, rateBurst, sendBufferBytes } = options
+  const { maxPayload, pingMs, maxRoomsPerConnection, ratePerSec, rateBurst, sendBufferBytes, bytesPerSec, bytesBurst, ipBytesPerSec, ipBytesBurst } = options
   await app.register(async function rtcScope (scope) {
     await scope.register(rtcRoutes, {
       path: options.path,
       registry,
       admission,
-      limits: { maxPayload, pingMs, maxRoomsPerConnection, ratePerSec, rateBurst, sendBufferBytes },
+      limits: { maxPayload, pingMs, maxRoomsPerConnection, ratePerSec, rateBurst, sendBufferBytes, bytesPerSec, bytesBurst, ipBytesPerSec, ipBytesBurst },
       closeTimeoutMs: options.closeTimeoutMs,
       roomCapacity: options.roomCapacity,
       signalRatePerSec: options.signalRatePerSec,

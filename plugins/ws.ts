@@ -32,12 +32,12 @@ async function wsGatewayPlugin (app: FastifyInstance, raw: WsGatewayOptions) {
   const options = parseOptions('fastify-gateways/ws', WsOptions, raw)
   const registry = await ensureRooms(app)
   await ensureWebsocket(app, { maxPayload: options.maxPayload, closeTimeoutMs: options.closeTimeoutMs })
-  const { path, closeTimeoutMs, maxPayload, pingMs, maxRoomsPerConnection, ratePerSec, rateBurst, sendBufferBytes } = options
+  const { path, closeTimeoutMs, maxPayload, pingMs, maxRoomsPerConnection, ratePerSec, rateBurst, sendBufferBytes, bytesPerSec, bytesBurst, ipBytesPerSec, ipBytesBurst } = options
   await app.register(wsRoutes, {
     path,
     registry,
     admission: new Admission<FastifyRequest>(options),
-    limits: { maxPayload, pingMs, maxRoomsPerConnection, ratePerSec, rateBurst, sendBufferBytes },
+    limits: { maxPayload, pingMs, maxRoomsPerConnection, ratePerSec, rateBurst, sendBufferBytes, bytesPerSec, bytesBurst, ipBytesPerSec, ipBytesBurst },
     closeTimeoutMs
   })
 }

@@ -108,7 +108,9 @@ export async function rtcRoutes (scope: FastifyInstance, options: RtcRoutesOptio
     closeTimeoutMs: options.closeTimeoutMs,
     ops: { join, leave, signal },
     // the connection has left its rooms (leave, close, a dead peer found by the ping, 1013): tell the others
-    onEnd: (conn) => { peers.leaveAll(conn.id) }
+    onEnd: (conn) => { peers.leaveAll(conn.id) },
+    // a room a refreshed token no longer allows is left like a `leave`
+    onRevoked: (conn, room) => { peers.leave(conn.id, room) }
   })
 }
 

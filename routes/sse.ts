@@ -4,9 +4,11 @@ import { GatewayErrors } from '../lib/errors.js'
 import type { Admission } from '../lib/admission/admission.js'
 import { isRoomName } from '../lib/rooms/names.js'
 import type { RoomRegistry } from '../lib/rooms/registry.js'
+import type { DisconnectReason } from '../lib/metrics/counters.js'
 import type { SseHub } from '../lib/sse/hub.js'
 import { EVENT_STREAM_HEADERS, startEventStream } from '../lib/sse/http.js'
 import { SseStream, type SseCloseReason } from '../lib/sse/stream.js'
+import { expiresAt } from '../lib/expiry.js'
 import { addressOf, admitRequest, corsHeaders, refuseOrigin } from '../plugins/shared/admission.js'
 
 export interface SseRouteOptions {
@@ -20,7 +22,9 @@ export interface SseRouteOptions {
 }
 
 /** metrics: the disconnect reason of each way an SSE stream ends */
-const SSE_DISCONNECTS = { client: 'client', overflow: 'slow_consumer', shutdown: 'shutdown', error: 'error' } as const
+const SSE_DISCONNECTS: Record<SseCloseReason, DisconnectReason> = {
+  client: 'client', overflow: 'slow_consumer', shutdown: 'shutdown', error: 'error', expired: 'unauthenticated'
+}
 
 /** Request headers a cross-origin EventSource (or fetch-based SSE client) may send. */
 const ALLOWED_REQUEST_HEADERS = 'Authorization, Last-Event-ID, Cache-Control, Accept'
@@ -94,6 +98,8 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
       sendBufferBytes: options.sendBufferBytes,
       retryMs: options.retryMs,
       end: response.end,
+      // the stream ends when its token expires (docs/protocol.md, "Extensions")
+      expiresAt: expiresAt(user),
       onClose: (reason: SseCloseReason, err?: unknown) => {
         hub.delete(stream)
         admission.release(ip)

@@ -60,7 +60,7 @@ async function gateway (t: Test, overrides: Partial<SocketRouteOptions> = {}, se
       transport: 'rtc',
       registry,
       admission: new Admission({ maxConnectionsPerIp: 100, ...admission }),
-      limits: { maxPayload: 4096, ratePerSec: 10_000, rateBurst: 10_000, sendBufferBytes: 1024 * 1024, pingMs: 60_000, maxRoomsPerConnection: 100 },
+      limits: { maxPayload: 4096, ratePerSec: 10_000, rateBurst: 10_000, sendBufferBytes: 1024 * 1024, pingMs: 60_000, maxRoomsPerConnection: 100, bytesPerSec: 1 << 30, bytesBurst: 1 << 30, ipBytesPerSec: 1 << 30, ipBytesBurst: 1 << 30 },
       closeTimeoutMs: 200,
       ops,
       onConnection: (conn) => { seen.connections.push(conn) },

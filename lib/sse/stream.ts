@@ -3,6 +3,7 @@ import { encodeFor, isPromise, type HistoryResult, type MaybePromise, type Membe
 import { encodeGap, encodeRetry, PING, sseEncoder } from './encoder.js'
 import { planReplay } from './replay.js'
 import { SseWriter, type SseTarget } from './writer.js'
+import { expiryWheel, type Expiring } from '../expiry.js'
 
 /** The registry calls an SSE stream needs (RoomRegistry fits). */
 export interface SseRegistry {
@@ -11,8 +12,14 @@ export interface SseRegistry {
   history (room: string, sinceId: string): MaybePromise<HistoryResult>
 }
 
-/** Why a stream ended: the client went away, it could not keep up, the server shuts down, or resume failed. */
-export type SseCloseReason = 'client' | 'overflow' | 'shutdown' | 'error'
+/**
+ * Why a stream ended: the client went away, it could not keep up, the server shuts down, resume failed, or the
+ * stream's token expired.
+ */
+export type SseCloseReason = 'client' | 'overflow' | 'shutdown' | 'error' | 'expired'
+
+/** The last event of a stream whose token expired (docs/protocol.md, "Extensions"), before the response ends. */
+export const EXPIRED_EVENT = Buffer.from('event: expired\ndata: {"code":"UNAUTHENTICATED","message":"token expired"}\n\n')
 
 export interface SseStreamOptions {
   id: string
@@ -28,6 +35,8 @@ export interface SseStreamOptions {
   end: (how: 'end' | 'destroy') => void
   /** told once, after the stream left its rooms */
   onClose?: (reason: SseCloseReason, err?: unknown) => void
+  /** when the stream's token expires (ms since the epoch): it gets `event: expired` and ends then; null/absent: never */
+  expiresAt?: number | null
 }
 
 const OPENING = 0
@@ -57,6 +66,7 @@ export class SseStream implements Member<Buffer> {
   private readonly writer: SseWriter
   private readonly registry: SseRegistry
   private readonly options: SseStreamOptions
+  private expiring: Expiring | null = null
 
   constructor (options: SseStreamOptions) {
     this.id = options.id
@@ -81,6 +91,11 @@ export class SseStream implements Member<Buffer> {
    */
   open (lastEventId: string | null): MaybePromise<void> {
     this.writer.write(encodeRetry(this.options.retryMs))
+    const expiry = this.options.expiresAt
+    if (expiry !== undefined && expiry !== null) {
+      this.expiring = { due: (now) => this.expiryDue(now, expiry) }
+      expiryWheel.schedule(this.expiring, expiry)
+    }
     for (const room of this.rooms) this.registry.join(room, this)
     if (lastEventId === null) {
       this.goLive(null, [])
@@ -131,12 +146,21 @@ export class SseStream implements Member<Buffer> {
     if (this.state === CLOSED) return
     this.state = CLOSED
     this.registry.leaveAll(this)
+    if (this.expiring !== null) expiryWheel.cancel(this.expiring)
     const blocked = this.writer.blocked
     this.writer.close()
     this.pending = []
     this.pendingBytes = 0
     if (reason !== 'client') this.options.end(reason === 'overflow' || reason === 'error' || blocked ? 'destroy' : 'end')
     this.options.onClose?.(reason, err)
+  }
+
+  private expiryDue (now: number, expiry: number): number | null {
+    if (this.state === CLOSED) return null
+    if (now < expiry) return expiry
+    this.writer.write(EXPIRED_EVENT, true)
+    this.close('expired')
+    return null
   }
 
   private goLive (lastEventId: string | null, histories: readonly HistoryResult[]): void {

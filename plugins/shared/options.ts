@@ -40,7 +40,13 @@ export const socketOptions = {
   /** bytes a connection may have waiting to be sent before it is closed with 1013 */
   sendBufferBytes: intOption(1024, 1024 * 1024 * 1024, 1024 * 1024),
   /** how long a closing socket (1001 at shutdown, 1013 for a slow reader) may take before it is destroyed */
-  closeTimeoutMs: intOption(10, 600_000, 3000)
+  closeTimeoutMs: intOption(10, 600_000, 3000),
+  /** inbound bytes per second per connection, sustained, and in a burst (at least maxPayload); docs/security.md */
+  bytesPerSec: intOption(1024, 1024 * 1024 * 1024, 65_536),
+  bytesBurst: intOption(1024, 1024 * 1024 * 1024, 262_144),
+  /** the same per client address, shared by all its connections to the route */
+  ipBytesPerSec: intOption(1024, 1024 * 1024 * 1024, 262_144),
+  ipBytesBurst: intOption(1024, 1024 * 1024 * 1024, 1024 * 1024)
 }
 
 /** The socket limits, parsed. */

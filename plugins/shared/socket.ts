@@ -7,6 +7,7 @@ import type { Admission } from '../../lib/admission/admission.js'
 import type { RoomRegistry } from '../../lib/rooms/registry.js'
 import { UpgradeGuard, startClosing } from '../../lib/ws/shutdown.js'
 import { SocketConnection, type OpHandler } from '../../lib/ws/connection.js'
+import { AddressRates } from '../../lib/ws/rates.js'
 import { addressOf, admitRequest, type Transport } from './admission.js'
 import type { SocketLimits } from './options.js'
 
@@ -44,6 +45,8 @@ export interface SocketRouteOptions {
   onEnd?: (conn: SocketConnection, rooms: string[]) => void
   /** a direct message (`registry.direct(conn.id, message)`) for this connection */
   onDirect?: (conn: SocketConnection, message: unknown) => void
+  /** a room left because a refreshed token no longer allows it (the join rule is asked again on `refresh`) */
+  onRevoked?: (conn: SocketConnection, room: string) => void
 }
 
 export interface SocketRoute {
@@ -103,6 +106,8 @@ export async function ensureWebsocket (app: FastifyInstance, options: EnsureWebs
 /** Adds the gateway's WebSocket route to `scope` (an encapsulated scope of the gateway plugin). */
 export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions): SocketRoute {
   const { registry, admission, limits, transport } = options
+  // inbound bytes per second per client address, shared by its connections to this route (lib/ws/rates.ts)
+  const rates = new AddressRates(limits.ipBytesPerSec, Math.max(limits.ipBytesBurst, limits.maxPayload))
   const users = new WeakMap<FastifyRequest, GatewayUser | null>()
   const connections = new Set<SocketConnection>()
 
@@ -126,6 +131,10 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
       ...(admission.authenticates ? { authenticate: (token: string) => authenticateFrame(admission, token, request) } : {}),
       ...(options.onDirect === undefined ? {} : { onDirect: options.onDirect }),
       ...(options.onEnd === undefined ? {} : { onEnd: options.onEnd }),
+      address: { key: address, rates },
+      // a refreshed token is held to the join rule again (docs/protocol.md, "Extensions")
+      authorizeJoin: async (user, room) => (await admission.join(user, room)) === null,
+      ...(options.onRevoked === undefined ? {} : { onRevoked: options.onRevoked }),
       log: request.log
     })
     connections.add(conn)
