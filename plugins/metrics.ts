@@ -68,7 +68,6 @@ async function metricsPlugin (app: FastifyInstance, raw: MetricsOptions) {
   if (options.defaultMetrics && registry.getSingleMetric(processFamily) === undefined) {
     // a host registry that already collects the defaults keeps its own
     prom.collectDefaultMetrics({ register: registry, prefix: options.metricPrefix })
-    names.push(...registry.getMetricsAsArray().map((m) => m.name).filter((name) => !names.includes(name)))
   }
 
   if (options.httpMetrics) {
@@ -98,10 +97,11 @@ async function metricsPlugin (app: FastifyInstance, raw: MetricsOptions) {
     get contentType () { return registry.contentType }
   }
   app.decorate(options.decorator, api)
-  // a host registry outlives the app: take this app's families off it (defaults stay: they describe the process)
+  // a host registry outlives the app: take this app's families off it (the defaults stay: they describe the process,
+  // and the host's own metrics are the host's)
   app.addHook('onClose', async () => {
     if (options.registry === undefined) registry.clear()
-    else for (const name of names) if (!name.startsWith(`${options.metricPrefix}process_`) && !name.startsWith(`${options.metricPrefix}nodejs_`)) registry.removeSingleMetric(name)
+    else for (const name of names) registry.removeSingleMetric(name)
   })
 
   if (options.path !== false) {

@@ -38,6 +38,10 @@ t.test('options: a prefix, a host registry of its own, no defaults, another path
   t.equal((await again.inject('/metrics')).statusCode, 404, 'path: false serves no route')
   t.match(await again.metrics.text(), /edge_gateways_bus_up 1/)
   t.match(await again.metrics.text(), /edge_process_cpu_user_seconds_total/, 'defaults with the prefix')
+  await again.close()
+  t.ok(registry.getSingleMetric('host_orders_total'), "the host's metric stays after an app with defaults closes too")
+  t.ok(registry.getSingleMetric('edge_process_cpu_user_seconds_total'), 'so do the defaults')
+  t.notOk(registry.getSingleMetric('edge_http_request_duration_seconds'))
 })
 
 t.test('a registry that already collects the defaults keeps its own', async (t) => {
