@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import http from 'node:http'
+import net from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { metrics } from '../plugins/metrics.js'
 import { wsGateway } from '../plugins/ws.js'
@@ -37,7 +38,7 @@ async function start (t: Test, options: { maxPayload?: number, sendBufferBytes?:
   const app = Fastify()
   await app.register(metrics, { defaultMetrics: false })
   await app.register(wsGateway, { closeTimeoutMs: 500, clientPublishRooms: ['public:*'], ...options })
-  await app.register(sseGateway, { heartbeatMs: 60_000 })
+  await app.register(sseGateway, { heartbeatMs: 60_000, ...(options.sendBufferBytes === undefined ? {} : { sendBufferBytes: options.sendBufferBytes }) })
   await app.register(rtcSignalGateway, { closeTimeoutMs: 500 })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
@@ -163,6 +164,31 @@ t.test('a slow consumer closed with 1013 and a frame over the limit (1009) count
     'gateways_connections{transport=ws}': -1,
     'gateways_disconnects_total{transport=ws,reason=too_large}': 1
   }, 'one too_large')
+})
+
+t.test('an SSE reader too slow to keep up is cut and counted as slow_consumer', async (t) => {
+  const { app, port } = await start(t, { sendBufferBytes: 64 * 1024 })
+  t.after(() => app.close())
+  const socket = net.connect(port, '127.0.0.1')
+  t.after(() => { socket.destroy() })
+  await new Promise<void>((resolve) => socket.once('connect', () => { resolve() }))
+  socket.write('GET /sse?room=public:slow HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n')
+  socket.pause()
+  await waitFor(() => app.rooms.size('public:slow') === 1, 5000, 'the stream to join')
+  const before = await scrape(app)
+  const payload = 'x'.repeat(64 * 1024)
+  let published = 0
+  // the kernel's buffers fill first, then the stream's own queue passes its bound; 2,000 events are far beyond that
+  while (app.rooms.size('public:slow') === 1 && published < 2000) {
+    app.rooms.publish('public:slow', 'chunk', { n: published, payload })
+    published++
+    if (published % 16 === 0) await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(app.rooms.size('public:slow'), 0, `dropped after ${published} events`)
+  const after = delta(before, await scrape(app))
+  t.equal(after['gateways_disconnects_total{transport=sse,reason=slow_consumer}'], 1)
+  t.equal(after['gateways_connections{transport=sse}'], -1)
+  t.equal(after.gateways_events_published_total, published)
 })
 
 t.test('connections still open at shutdown count as shutdown disconnects', async (t) => {
