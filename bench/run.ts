@@ -9,6 +9,7 @@ const benches: Record<string, { file: string, flags: string[] }> = {
   'ws-fanout': { file: 'ws-fanout.ts', flags: [] },
   'sse-fanout': { file: 'sse-fanout.ts', flags: [] },
   'metrics-fanout': { file: 'metrics-fanout.ts', flags: [] },
+  'metrics-scrape': { file: 'metrics-scrape.ts', flags: [] },
   'redis-bus': { file: 'redis-bus.ts', flags: [] },
   'redis-instances': { file: 'redis-instances.ts', flags: [] }
 }
