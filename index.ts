@@ -53,5 +53,10 @@ export { createJwtAuthenticator, AuthError, MIN_JWT_SECRET_BYTES, type JwtAuthen
 export { createRoomPolicy, type RoomPolicy, type RoomPolicyOptions, type AuthorizeRoom } from './lib/auth/policy.js'
 export type { GatewayUser } from './lib/auth/user.js'
 export type { Authenticate } from './plugins/shared/options.js'
+
+// operations (docs/operations.md); the metrics plugin is its own subpath, fastify-gateways/metrics (prom-client types)
+export { health, ensureReadiness, Readiness, type HealthOptions, type ReadinessCheck, type ReadinessResult } from './plugins/health.js'
+export { admin, type AdminOptions, type AdminVerify, type AdminSession, type AdminOverview, type AdminInstance, type AdminRooms, type AdminRoom, type AdminPublishResult } from './plugins/admin.js'
+export { GatewayCounters, type CountersSnapshot, type Transport, type DisconnectReason, type WebhookProvider, type WebhookOutcome, type StreamBroker, type StreamOutcome } from './lib/metrics/counters.js'
 export { GatewayErrors } from './lib/errors.js'
 export { loggerOptions, redactUrl } from './lib/log.js'

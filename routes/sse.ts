@@ -21,6 +21,11 @@ export interface SseRouteOptions {
   sendBufferBytes: number
 }
 
+/** metrics: the disconnect reason of each way an SSE stream ends */
+const SSE_DISCONNECTS: Record<SseCloseReason, DisconnectReason> = {
+  client: 'client', overflow: 'slow_consumer', shutdown: 'shutdown', error: 'error', expired: 'unauthenticated'
+}
+
 /** Request headers a cross-origin EventSource (or fetch-based SSE client) may send. */
 const ALLOWED_REQUEST_HEADERS = 'Authorization, Last-Event-ID, Cache-Control, Accept'
 const PREFLIGHT_MAX_AGE_S = '600'
@@ -83,6 +88,7 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
     }
     const opened = Date.now()
     const log = request.log
+    registry.counters.connectionOpened('sse')
     const stream: SseStream = new SseStream({
       id: registry.nextMemberId(),
       user: user?.id ?? null,
@@ -97,7 +103,7 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
       onClose: (reason: SseCloseReason, err?: unknown) => {
         hub.delete(stream)
         admission.release(ip)
-        registry.counters.connectionClosed('sse', DISCONNECTS[reason])
+        registry.counters.connectionClosed('sse', SSE_DISCONNECTS[reason])
         const fields = { stream: stream.id, reason, ms: Date.now() - opened }
         if (reason === 'overflow') log.warn({ ...fields, sendBufferBytes: options.sendBufferBytes }, 'sse stream ended: the client does not read fast enough')
         else if (reason === 'error') log.warn({ ...fields, err }, 'sse stream ended: resume failed')
@@ -105,15 +111,11 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
       }
     })
     response.onClose(() => { stream.close('client') })
-    registry.counters.connectionOpened('sse')
     hub.add(stream)
     log.debug({ stream: stream.id, rooms, user: stream.user, resume: lastEventId !== null }, 'sse stream opened')
     await stream.open(lastEventId)
   })
 }
-
-/** The disconnect reason (`gateways_disconnects_total`) of each way a stream ends. */
-const DISCONNECTS: Record<SseCloseReason, DisconnectReason> = { client: 'client', overflow: 'slow_consumer', shutdown: 'shutdown', error: 'error', expired: 'unauthenticated' }
 
 /** `?room=a&room=b`, distinct, each a valid room name, at most `max`. */
 function parseRooms (value: unknown, max: number): string[] {

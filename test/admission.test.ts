@@ -10,7 +10,6 @@ import { createOriginPolicy, isOriginEntry, serialiseOrigin } from '../lib/admis
 import { extractToken } from '../lib/admission/token.js'
 import { AuthError, createJwtAuthenticator } from '../lib/auth/jwt.js'
 import { createRoomPolicy } from '../lib/auth/policy.js'
-import { disconnectReason } from '../plugins/shared/socket.js'
 import { loadConfig } from '../lib/config.js'
 import { Frames, openWs, waitFor } from './helpers/ws-client.js'
 import { JWT_SECRET, signToken } from './helpers/app.js'
@@ -239,16 +238,6 @@ t.test('connections are counted per transport, and each end with its reason', as
   await app.close()
   t.equal(counters.disconnects.ws.shutdown, 1)
   t.equal(counters.connections.ws, 0)
-})
-
-t.test('disconnect reasons follow the close this side started', async (t) => {
-  t.equal(disconnectReason(null), 'client')
-  t.equal(disconnectReason({ code: 1013, reason: 'send buffer full' }), 'slow_consumer')
-  t.equal(disconnectReason({ code: 1008, reason: 'unauthenticated' }), 'unauthenticated')
-  t.equal(disconnectReason({ code: 1008, reason: 'rate limit exceeded' }), 'rate_limited')
-  t.equal(disconnectReason({ code: 1006, reason: 'ping timeout' }), 'ping_timeout')
-  t.equal(disconnectReason({ code: 1001, reason: '' }), 'shutdown')
-  t.equal(disconnectReason({ code: 1011, reason: 'internal error' }), 'error')
 })
 
 t.test('two upgrades racing past the per-address check: the one over the limit is closed with 1013', async (t) => {

@@ -5,7 +5,6 @@ import { AuthError } from '../../lib/auth/jwt.js'
 import type { GatewayUser } from '../../lib/auth/user.js'
 import type { Admission } from '../../lib/admission/admission.js'
 import type { RoomRegistry } from '../../lib/rooms/registry.js'
-import type { DisconnectReason } from '../../lib/metrics/counters.js'
 import { UpgradeGuard, startClosing } from '../../lib/ws/shutdown.js'
 import { SocketConnection, type OpHandler } from '../../lib/ws/connection.js'
 import { AddressRates } from '../../lib/ws/rates.js'
@@ -111,8 +110,6 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
   const rates = new AddressRates(limits.ipBytesPerSec, Math.max(limits.ipBytesBurst, limits.maxPayload))
   const users = new WeakMap<FastifyRequest, GatewayUser | null>()
   const connections = new Set<SocketConnection>()
-  const counters = registry.counters
-  let shuttingDown = false
 
   scope.get(options.path, {
     websocket: true,
@@ -141,17 +138,12 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
       log: request.log
     })
     connections.add(conn)
-    counters.connectionOpened(transport)
     socket.on('message', (data, isBinary) => { conn.receive(data as Buffer, isBinary) })
     socket.on('pong', () => { conn.alive = true })
-    // ws itself closes with 1009 a frame past the server's maxPayload, before the connection sees it
-    let tooLarge = false
-    socket.on('error', (err: Error & { code?: string }) => { if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') tooLarge = true })
     socket.once('close', () => {
       connections.delete(conn)
       admission.release(address)
       conn.end()
-      counters.connectionClosed(transport, shuttingDown ? 'shutdown' : tooLarge ? 'too_large' : disconnectReason(conn.closedBy))
     })
     conn.start()
     options.onConnection?.(conn, request)
@@ -165,7 +157,6 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
   // told at once, awaited in onClose (lib/ws/shutdown.ts)
   let closed: Promise<void> = Promise.resolve()
   scope.addHook('preClose', async () => {
-    shuttingDown = true
     closed = startClosing([...connections].map((conn) => conn.socket), 1001, 'server shutting down', options.closeTimeoutMs)
   })
   scope.addHook('onClose', async () => {
@@ -174,19 +165,6 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
   })
 
   return { connections }
-}
-
-/** Why a connection ended, for `gateways_disconnects_total`: from the close this side started, else the client's. */
-export function disconnectReason (closedBy: { code: number, reason: string } | null): DisconnectReason {
-  switch (closedBy?.code) {
-    case undefined: return 'client'
-    case 1009: return 'too_large'
-    case 1013: return 'slow_consumer'
-    case 1008: return closedBy.reason === 'unauthenticated' || closedBy.reason === 'token expired' ? 'unauthenticated' : 'rate_limited'
-    case 1006: return 'ping_timeout'
-    case 1001: return 'shutdown'
-    default: return 'error'
-  }
 }
 
 /** The token of an `auth` frame, checked like the upgrade's: the same refusal reasons, never a host error's text. */
