@@ -10,7 +10,9 @@ import { createRoomPolicy } from './lib/auth/policy.js'
 import type { Authenticate } from './lib/auth/user.js'
 import { MemoryDedupeStore, type DedupeStore } from './lib/stores/dedupe.js'
 import { rooms } from './plugins/rooms.js'
-import { healthRoutes } from './routes/health.js'
+import { health } from './plugins/health.js'
+import { metrics } from './plugins/metrics.js'
+import { admin } from './plugins/admin.js'
 import { RedisBus, RedisDedupeStore, createRedisClient, closeClient } from './lib/redis/index.js'
 import { kafkaGateway, type KafkaClientConfig } from './plugins/kafka.js'
 import { mqttGateway } from './plugins/mqtt.js'
@@ -177,7 +179,7 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       hookStore
     })
   },
-  kafka: async (app, { config, checks }) => {
+  kafka: async (app, { config }) => {
     if (config.KAFKA_HEARTBEAT_MS >= config.KAFKA_SESSION_TIMEOUT_MS) {
       throw new ConfigError('KAFKA_HEARTBEAT_MS', 'must be lower than KAFKA_SESSION_TIMEOUT_MS (about a third of it)')
     }
@@ -205,9 +207,8 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
         ...(mechanism === undefined ? {} : { sasl: { mechanism, username, password } as NonNullable<KafkaClientConfig['sasl']> })
       }
     })
-    checks.kafka = () => app.kafka.isReady()
   },
-  mqtt: async (app, { config, checks }) => {
+  mqtt: async (app, { config }) => {
     await app.register(mqttGateway, {
       // loadConfig refuses to start the mqtt gateway without it
       url: config.MQTT_URL as string,
@@ -219,9 +220,8 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       keepaliveS: config.MQTT_KEEPALIVE_S,
       ...streamTuning(config)
     })
-    checks.mqtt = () => app.mqtt.isReady()
   },
-  nats: async (app, { config, checks }) => {
+  nats: async (app, { config }) => {
     await app.register(natsGateway, {
       // loadConfig refuses to start the nats gateway without it
       servers: config.NATS_URL as string[],
@@ -231,9 +231,8 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       ackWaitMs: config.NATS_ACK_WAIT_MS,
       ...streamTuning(config)
     })
-    checks.nats = () => app.nats.isReady()
   },
-  'redis-streams': async (app, { config, checks }) => {
+  'redis-streams': async (app, { config }) => {
     await app.register(redisStreamsGateway, {
       // loadConfig refuses to start the redis-streams gateway without one of them
       url: (config.REDIS_STREAMS_URL ?? config.REDIS_URL) as string,
@@ -244,7 +243,6 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       ...(config.REDIS_STREAMS_CONSUMER === undefined ? {} : { consumer: config.REDIS_STREAMS_CONSUMER }),
       ...streamTuning(config)
     })
-    checks['redis-streams'] = () => app.redisStreams.isReady()
   }
 }
 
@@ -344,12 +342,16 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
       historyEventMaxBytes: config.HISTORY_EVENT_MAX_BYTES,
       bus
     })
+    // operations (docs/operations.md): GET /metrics, the admin dashboard; /health and /ready always
+    if (config.METRICS) await app.register(metrics, { token: config.METRICS_TOKEN })
+    else if (config.METRICS_TOKEN !== undefined) app.log.warn('METRICS_TOKEN is set but METRICS is not true: no /metrics')
     for (const name of config.gateways) {
       const wire = gateways[name]
       if (wire === undefined) throw new ConfigError('GATEWAYS', `the ${name} gateway is not wired in this build`)
       await wire(app, wiring)
     }
-    await app.register(healthRoutes, { checks: wiring.checks })
+    if (config.ADMIN_PASSWORD !== undefined) await app.register(admin, { password: config.ADMIN_PASSWORD })
+    await app.register(health, { checks: wiring.checks })
     await app.ready()
     logClientPublishing(app, config)
   } catch (err) {

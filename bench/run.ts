@@ -8,6 +8,8 @@ const benches: Record<string, { file: string, flags: string[] }> = {
   // fan-out: the driver starts each server (pinned to CPU 0, --expose-gc) and its client processes (CPU 1) itself
   'ws-fanout': { file: 'ws-fanout.ts', flags: [] },
   'sse-fanout': { file: 'sse-fanout.ts', flags: [] },
+  'metrics-fanout': { file: 'metrics-fanout.ts', flags: [] },
+  'metrics-scrape': { file: 'metrics-scrape.ts', flags: [] },
   'redis-bus': { file: 'redis-bus.ts', flags: [] },
   'redis-instances': { file: 'redis-instances.ts', flags: [] },
   // stream gateways: the driver starts the brokers, server.ts (CPU 0) and the baseline consumers (CPU 0) itself

@@ -69,7 +69,7 @@ const EnvSchema = z.object({
   }).default('info'),
   TRUST_PROXY: z.string().default('false'),
   ALLOWED_ORIGINS: list.default([]),
-  AUTH_JWT_SECRET: z.string().optional(),
+  AUTH_JWT_SECRET: z.string().refine((s) => Buffer.byteLength(s) >= 32, { error: 'must have at least 32 bytes (HS256 keys are 256 bits)' }).optional(),
   PUBLIC_ROOMS: list.default(['public:*']),
   CLIENT_PUBLISH_ROOMS: list.default(['public:demo*']),
   HISTORY_SIZE: int(0, 100_000, 100),

@@ -74,5 +74,11 @@ export const GatewayErrors = {
   // ---- admission (lib/admission, lib/auth)
   RTC_TOO_MANY_CONNECTIONS: createError('GW_RTC_TOO_MANY_CONNECTIONS', 'too many open connections from this address (at most %s)', 429),
   UNAUTHENTICATED: createError('GW_UNAUTHENTICATED', '%s', 401),
-  JWT_SECRET: createError('GW_JWT_SECRET', 'the JWT secret must have at least %s bytes (HS256 keys are 256 bits); it has %s', 500)
+  JWT_SECRET: createError('GW_JWT_SECRET', 'the JWT secret must have at least %s bytes (HS256 keys are 256 bits); it has %s', 500),
+  // ---- operations (metrics, admin)
+  METRICS_UNAUTHORIZED: createError('GW_METRICS_UNAUTHORIZED', '%s', 401),
+  ADMIN_UNAUTHORIZED: createError('GW_ADMIN_UNAUTHORIZED', '%s', 401),
+  ADMIN_FORBIDDEN: createError('GW_ADMIN_FORBIDDEN', '%s', 403),
+  ADMIN_BAD_REQUEST: createError('GW_ADMIN_BAD_REQUEST', '%s', 400),
+  ADMIN_RATE_LIMITED: createError('GW_ADMIN_RATE_LIMITED', 'too many login attempts, retry in %s', 429)
 } as const

@@ -3,6 +3,7 @@ import { z } from 'zod'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { KafkaConfig, logCreator as LogCreator, Message } from 'kafkajs'
 import { ensureRooms } from './rooms.js'
+import { ensureReadiness } from './health.js'
 import { isFunction, parseOptions } from '../lib/options.js'
 import { GatewayErrors } from '../lib/errors.js'
 import { encodeData } from '../lib/rooms/event.js'
@@ -182,6 +183,7 @@ async function kafkaGatewayPlugin (app: FastifyInstance, raw: KafkaGatewayOption
     }
   }
   app.decorate('kafka', kafka)
+  ensureReadiness(app).add('kafka', () => kafka.isReady())
 
   app.addHook('onReady', async function startKafka () {
     frozen = true

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import type { IClientOptions, IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt'
 import { ensureRooms } from './rooms.js'
 import { intOption, parseOptions } from '../lib/options.js'
+import { ensureReadiness } from './health.js'
 import { GatewayErrors } from '../lib/errors.js'
 import { loadPeer } from '../lib/peer.js'
 import { encodeData } from '../lib/rooms/event.js'
@@ -136,6 +137,7 @@ async function mqttGatewayPlugin (app: FastifyInstance, raw: MqttGatewayOptions)
     isReady: () => lifecycle?.isReady() ?? false
   })
   app.decorate(options.decorator, api)
+  ensureReadiness(app).add('mqtt', api.isReady)
 
   app.addHook('onReady', async function startMqtt () {
     freeze()

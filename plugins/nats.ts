@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import type { ConnectionOptions, JsMsg, NatsConnection, StreamConfig } from 'nats'
 import { ensureRooms } from './rooms.js'
 import { intOption, parseOptions } from '../lib/options.js'
+import { ensureReadiness } from './health.js'
 import { GatewayErrors } from '../lib/errors.js'
 import { loadPeer } from '../lib/peer.js'
 import { encodeData } from '../lib/rooms/event.js'
@@ -128,6 +129,7 @@ async function natsGatewayPlugin (app: FastifyInstance, raw: NatsGatewayOptions)
     isReady: () => lifecycle?.isReady() ?? false
   })
   app.decorate(options.decorator, api)
+  ensureReadiness(app).add('nats', api.isReady)
 
   app.addHook('onReady', async function startNats () {
     freeze()

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import { ensureRooms } from './rooms.js'
 import { intOption, parseOptions } from '../lib/options.js'
+import { ensureReadiness } from './health.js'
 import { GatewayErrors } from '../lib/errors.js'
 import { loadPeer } from '../lib/peer.js'
 import { encodeData } from '../lib/rooms/event.js'
@@ -117,6 +118,7 @@ async function redisStreamsGatewayPlugin (app: FastifyInstance, raw: RedisStream
     isReady: () => lifecycle?.isReady() ?? false
   })
   app.decorate(options.decorator, api)
+  ensureReadiness(app).add('redis-streams', api.isReady)
 
   app.addHook('onReady', async function startRedisStreams () {
     freeze()
