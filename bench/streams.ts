@@ -1,11 +1,14 @@
-// npm run bench -- streams (BENCH_STREAM_BROKERS=mqtt,nats,redis-streams to choose): messages per second from each broker to one ws member through
-// server.ts, next to the broker's own client consuming the same messages with no work, in the same run; then the
-// p99 message-to-socket latency at a steady 1,000 messages/s.
+// npm run bench -- streams (BENCH_STREAM_BROKERS=kafka,mqtt,nats,redis-streams to choose): messages per second from
+// each broker to one ws member through server.ts, next to the broker's own client consuming the same messages with no
+// work, in the same run; then the p99 message-to-socket latency at a steady 1,000 messages/s.
 //
 // This driver (the producer and the ws client) and the brokers run on CPU 1; server.ts and the baseline consumer on
-// CPU 0 (taskset). Throughput: the producer publishes COUNT messages as fast as the broker takes them (pipelined),
-// the consumer's rate is counted from its first message to its last. Latency: one message per ms with its send
-// time (this process's clock) in the payload, read back on the ws socket in this same process.
+// CPU 0 (taskset). Throughput, pre-loaded (the default, BENCH_STREAM_PRELOAD=0 turns it off): the consumer (the
+// baseline process or server.ts) is stopped with SIGSTOP, COUNT messages are produced as fast as the broker takes
+// them (pipelined), then SIGCONT lets it consume them with no producer running beside it. Without pre-loading the
+// producer publishes while the consumer consumes. Either way the consumer's rate is counted from its first message
+// to its last. Latency: one message per ms with its send time (this process's clock) in the payload, read back on the
+// ws socket in this same process. BENCH_STREAM_PROFILE=<dir> writes a CPU profile of each server.ts there.
 import { spawn, spawnSync } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
 import mqtt from 'mqtt'
@@ -14,6 +17,7 @@ import { Redis } from 'ioredis'
 import { startMosquitto } from '../test/helpers/mosquitto.js'
 import { startNats } from '../test/helpers/nats.js'
 import { startRedis } from '../test/helpers/redis.js'
+import { startMockKafka } from '../test/helpers/kcat.js'
 import { startInstance } from '../test/helpers/instance.js'
 import { openWs } from '../test/helpers/ws-client.js'
 import { percentile, median, fixed, int, machineNote } from './lib/stats.js'
@@ -22,6 +26,10 @@ import { ROOT } from './lib/proc.js'
 const COUNT = Number(process.env.BENCH_STREAM_COUNT ?? 20_000)
 const ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 3)
 const RATE_SECONDS = Number(process.env.BENCH_STREAM_SECONDS ?? 5)
+const PRELOAD = process.env.BENCH_STREAM_PRELOAD !== '0'
+const PROFILE = process.env.BENCH_STREAM_PROFILE
+/** kafkajs's fetch wait, the same for the gateway and the baseline: the mock answers a fetch only when it runs out */
+const KAFKA_MAX_WAIT_MS = Number(process.env.BENCH_KAFKA_MAX_WAIT_MS ?? 20)
 const PIN = process.env.BENCH_PIN !== '0' && spawnSync('sh', ['-c', 'command -v taskset'], { stdio: 'ignore' }).status === 0
 if (PIN) execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' })
 
@@ -37,9 +45,11 @@ interface Broker {
   name: string
   url: string
   env: Record<string, string>
-  /** what the gateway consumes, and what the baseline consumes (never both at once: they must not share CPU 0) */
+  /** what the gateway consumes; the baseline consumes `<base><round>` (never both at once: they must not share CPU 0) */
   gateway: string
   base: string
+  /** settings the baseline consumer needs beyond the url */
+  baseOptions?: Record<string, unknown>
   /** publishes `count` messages to `target` as fast as the broker takes them; `each` gives a payload per index */
   produce: (target: string, count: number, each: (i: number) => string) => Promise<void>
   /** one message now */
@@ -66,6 +76,42 @@ async function mqttBroker (): Promise<Broker> {
     },
     one: (target, text) => client.publishAsync(target, text, { qos: 1 }),
     close: async () => { await client.endAsync(true) }
+  }
+}
+
+async function kafkaBroker (): Promise<Broker> {
+  const mock = await startMockKafka(fakeTest as never) as NonNullable<Awaited<ReturnType<typeof startMockKafka>>>
+  const { Kafka, logLevel, Partitioners } = (await import('kafkajs')).default
+  const kafka = new Kafka({ clientId: 'bench-producer', brokers: mock.brokers, logLevel: logLevel.NOTHING })
+  const producer = kafka.producer({ allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner })
+  await producer.connect()
+  return {
+    name: 'kafka',
+    url: mock.brokers.join(','),
+    gateway: 'bench-g',
+    base: 'bench-b',
+    baseOptions: { maxWaitTimeInMs: KAFKA_MAX_WAIT_MS },
+    env: {
+      GATEWAYS: 'ws,kafka',
+      KAFKA_BROKERS: mock.brokers.join(','),
+      KAFKA_BRIDGE: 'bench-g=public:bench',
+      KAFKA_GROUP_ID: `gw${Date.now()}`,
+      // the topic is new to this run: from its beginning is every message, whenever the offsets get resolved
+      KAFKA_FROM_BEGINNING: 'true',
+      KAFKA_MAX_WAIT_MS: String(KAFKA_MAX_WAIT_MS)
+    },
+    produce: async (target, count, each) => {
+      for (let i = 0; i < count; i += 500) {
+        const messages = []
+        for (let j = i; j < Math.min(count, i + 500); j++) messages.push({ value: each(j) })
+        await producer.send({ topic: target, messages })
+      }
+    },
+    one: (target, text) => producer.send({ topic: target, messages: [{ value: text }] }),
+    close: async () => {
+      await producer.disconnect()
+      await mock.close()
+    }
   }
 }
 
@@ -116,8 +162,9 @@ async function redisBroker (): Promise<Broker> {
 }
 
 /** The broker's own client on CPU 0: resolves with messages per second. */
-async function baseline (broker: Broker): Promise<number> {
-  const args = ['--import', 'tsx', 'bench/lib/stream-consumer.ts', JSON.stringify({ broker: broker.name, url: broker.url, target: broker.base, count: COUNT })]
+async function baseline (broker: Broker, round: number): Promise<number> {
+  const target = `${broker.base}${round}`
+  const args = ['--import', 'tsx', 'bench/lib/stream-consumer.ts', JSON.stringify({ broker: broker.name, url: broker.url, target, count: COUNT, ...broker.baseOptions })]
   const proc = PIN ? spawn('taskset', ['-c', '0', process.execPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
   let text = ''
   const lines = new Promise<string>((resolve, reject) => {
@@ -125,7 +172,7 @@ async function baseline (broker: Broker): Promise<number> {
       text += chunk.toString()
       if (text.includes('ready\n') && !text.includes('producing')) {
         text += 'producing'
-        broker.produce(broker.base, COUNT, (i) => payload(i)).catch(reject)
+        preloaded(proc.pid as number, () => broker.produce(target, COUNT, (i) => payload(i))).catch(reject)
       }
       const done = /done ([\d.]+)/.exec(text)
       if (done !== null) resolve(done[1])
@@ -138,24 +185,40 @@ async function baseline (broker: Broker): Promise<number> {
   return (COUNT - 1) / (ms / 1000)
 }
 
+/** Runs `produce` with the consumer process `pid` stopped (pre-loaded mode), or beside it. */
+async function preloaded (pid: number, produce: () => Promise<void>): Promise<void> {
+  if (!PRELOAD) return await produce()
+  process.kill(pid, 'SIGSTOP')
+  try {
+    await produce()
+  } finally {
+    process.kill(pid, 'SIGCONT')
+  }
+}
+
 async function main () {
   const chosen = [...process.argv.slice(2).filter((a) => !a.startsWith('-')), ...(process.env.BENCH_STREAM_BROKERS ?? '').split(',').filter(Boolean)]
-  const makers: Record<string, () => Promise<Broker>> = { mqtt: mqttBroker, nats: natsBroker, 'redis-streams': redisBroker }
+  const makers: Record<string, () => Promise<Broker>> = { kafka: kafkaBroker, mqtt: mqttBroker, nats: natsBroker, 'redis-streams': redisBroker }
   const names = chosen.length > 0 ? chosen : Object.keys(makers)
-  console.log(`streams: ${COUNT} messages per round, ${ROUNDS} rounds, latency at 1,000/s for ${RATE_SECONDS} s; ${machineNote()}`)
+  console.log(`streams: ${COUNT} messages per round${PRELOAD ? ' (pre-loaded)' : ' (produced while consumed)'}, ${ROUNDS} rounds, latency at 1,000/s for ${RATE_SECONDS} s; ${machineNote()}`)
   console.log('| broker | own client msg/s (median) | gateway → ws msg/s (median) | ratio per round | ratio (median) | p50 ms | p99 ms |')
   console.log('| --- | ---: | ---: | --- | ---: | ---: | ---: |')
   for (const name of names) {
     const broker = await makers[name]()
-    const instance = await startInstance(fakeTest as never, { ...broker.env, LOG_LEVEL: 'info', PUBLIC_ROOMS: 'public:*', WS_SEND_BUFFER: String(64 * 1024 * 1024) }, { cpu: PIN ? 0 : undefined, startTimeoutMs: 60_000 })
+    const profile: Record<string, string> = PROFILE === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${PROFILE} --cpu-prof-name=${name}-${Date.now()}.cpuprofile` }
+    const instance = await startInstance(fakeTest as never, { ...broker.env, ...profile, LOG_LEVEL: 'info', PUBLIC_ROOMS: 'public:*', WS_SEND_BUFFER: String(64 * 1024 * 1024) }, { cpu: PIN ? 0 : undefined, startTimeoutMs: 60_000 })
     await instance.waitReady(30_000)
     const frames = await openWs(instance.wsUrl('/ws'))
     await frames.next(10_000)
     await frames.request({ op: 'join', room: 'public:bench' }, 10_000)
+    // one message through first: the consumer is at its position (a Kafka group resolved its offsets) and warm
+    const warm = new Promise<void>((resolve) => { frames.ws.once('message', () => { resolve() }) })
+    await broker.one(broker.gateway, payload(-1))
+    await Promise.race([warm, new Promise((resolve, reject) => setTimeout(() => { reject(new Error(`${name}: the warm-up message never reached the ws member`)) }, 60_000).unref())])
     const own: number[] = []
     const gateway: number[] = []
     for (let round = 0; round < ROUNDS; round++) {
-      own.push(await baseline(broker))
+      own.push(await baseline(broker, round))
       // through the gateway: count the ws events from the first to the last
       let seen = 0
       let first = 0
@@ -169,7 +232,7 @@ async function main () {
         }
         frames.ws.on('message', onMessage)
       })
-      await broker.produce(broker.gateway, COUNT, (i) => payload(i))
+      await preloaded(instance.pid, () => broker.produce(broker.gateway, COUNT, (i) => payload(i)))
       const ms = await done
       gateway.push((COUNT - 1) / (ms / 1000))
     }
@@ -197,6 +260,7 @@ async function main () {
     }
     await Promise.race([received, new Promise((resolve) => setTimeout(resolve, 30_000))])
     const ratios = own.map((o, i) => gateway[i] / o)
+    if (latencies.length < total) console.log(`(${name}: ${total - latencies.length} of ${total} latency messages never arrived within 30 s)`)
     console.log(`| ${name} | ${int(median(own))} | ${int(median(gateway))} | ${ratios.map((r) => fixed(r)).join(', ')} | ${fixed(median(ratios))} | ${fixed(percentile(latencies, 50))} | ${fixed(percentile(latencies, 99))} |`)
     frames.ws.terminate()
     await instance.stop()

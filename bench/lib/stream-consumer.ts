@@ -1,8 +1,9 @@
 // The broker's own client consuming with no work, for bench/streams.ts: argv[2] is JSON { broker, url, target,
-// count }. Consumes the same way the gateway does (MQTT: QoS 1 shared subscription; NATS: durable pull consumer,
-// ack each; Redis: consumer group, XREADGROUP COUNT 10 + XACK each), prints `ready`, then `done <ms>` (first to
-// last message) once `count` messages arrived. Acknowledgements are not awaited one by one (as in the gateway).
-const config = JSON.parse(process.argv[2]) as { broker: string, url: string, target: string, count: number }
+// count, maxWaitTimeInMs? }. Consumes the same way the gateway does (Kafka: kafkajs group consumer from the topic's
+// beginning, `eachMessage` doing nothing, offsets auto-committed; MQTT: QoS 1 shared subscription; NATS: durable pull
+// consumer, ack each; Redis: consumer group, XREADGROUP COUNT 10 + XACK each), prints `ready`, then `done <ms>` (first
+// to last message) once `count` messages arrived. Acknowledgements are not awaited one by one (as in the gateway).
+const config = JSON.parse(process.argv[2]) as { broker: string, url: string, target: string, count: number, maxWaitTimeInMs?: number }
 let seen = 0
 let first = 0
 const got = () => {
@@ -13,7 +14,18 @@ const got = () => {
   }
 }
 
-if (config.broker === 'mqtt') {
+if (config.broker === 'kafka') {
+  const { Kafka, logLevel } = (await import('kafkajs')).default
+  const kafka = new Kafka({ clientId: 'bench-base', brokers: config.url.split(','), logLevel: logLevel.NOTHING })
+  const consumer = kafka.consumer({ groupId: `bench-base-${process.pid}`, maxWaitTimeInMs: config.maxWaitTimeInMs })
+  const joined = new Promise((resolve) => { consumer.on(consumer.events.GROUP_JOIN, resolve) })
+  await consumer.connect()
+  // a topic new to this round: from its beginning is exactly this round's messages
+  await consumer.subscribe({ topics: [config.target], fromBeginning: true })
+  await consumer.run({ eachMessage: async () => { got() } })
+  await joined
+  process.stdout.write('ready\n')
+} else if (config.broker === 'mqtt') {
   const mqtt = (await import('mqtt')).default
   const client = await mqtt.connectAsync(config.url, { protocolVersion: 5, clientId: `bench-base-${process.pid}` })
   client.on('message', () => { got() })
