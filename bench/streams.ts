@@ -5,10 +5,11 @@
 // This driver (the producer and the ws client) and the brokers run on CPU 1; server.ts and the baseline consumer on
 // CPU 0 (taskset). Throughput, pre-loaded (the default, BENCH_STREAM_PRELOAD=0 turns it off): the consumer (the
 // baseline process or server.ts) is stopped with SIGSTOP, COUNT messages are produced as fast as the broker takes
-// them (pipelined), then SIGCONT lets it consume them with no producer running beside it. Without pre-loading the
-// producer publishes while the consumer consumes. Either way the consumer's rate is counted from its first message
-// to its last. Latency: one message per ms with its send time (this process's clock) in the payload, read back on the
-// ws socket in this same process. BENCH_STREAM_PROFILE=<dir> writes a CPU profile of each server.ts there.
+// them (pipelined), then SIGCONT lets it consume them with no producer running beside it (NATS excepted: see
+// `preload` below). Without pre-loading the producer publishes while the consumer consumes. Either way the
+// consumer's rate is counted from its first message to its last. Latency: one message per ms with its send time
+// (this process's clock) in the payload, read back on the ws socket in this same process. BENCH_STREAM_PROFILE=<dir>
+// writes a CPU profile of each server.ts there (bench/lib/cpu-summary.ts sums it up).
 import { spawn, spawnSync } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
 import mqtt from 'mqtt'
@@ -29,7 +30,9 @@ const RATE_SECONDS = Number(process.env.BENCH_STREAM_SECONDS ?? 5)
 const PRELOAD = process.env.BENCH_STREAM_PRELOAD !== '0'
 const PROFILE = process.env.BENCH_STREAM_PROFILE
 /** kafkajs's fetch wait, the same for the gateway and the baseline: the mock answers a fetch only when it runs out */
-const KAFKA_MAX_WAIT_MS = Number(process.env.BENCH_KAFKA_MAX_WAIT_MS ?? 20)
+const KAFKA_MAX_WAIT_MS = Number(process.env.BENCH_KAFKA_MAX_WAIT_MS ?? 10)
+/** what comes within this many ms goes in one Kafka produce request (librdkafka's default linger.ms) */
+const KAFKA_LINGER_MS = Number(process.env.BENCH_KAFKA_LINGER_MS ?? 5)
 const PIN = process.env.BENCH_PIN !== '0' && spawnSync('sh', ['-c', 'command -v taskset'], { stdio: 'ignore' }).status === 0
 if (PIN) execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' })
 
@@ -52,6 +55,13 @@ interface Broker {
   baseOptions?: Record<string, unknown>
   /** publishes `count` messages to `target` as fast as the broker takes them; `each` gives a payload per index */
   produce: (target: string, count: number, each: (i: number) => string) => Promise<void>
+  /**
+   * false: never pre-loaded. NATS: nats.js's fetch watches the server's idle heartbeats (every half expiry, 500 ms
+   * here); a process stopped for a second misses two, re-pulls on resume, and closes the fetch's inbox once the first
+   * pull's messages are in, so the second pull's batch comes back only after the ack wait (30 s). A stopped consumer
+   * would measure that wait, not the consumer.
+   */
+  preload?: false
   /** one message now */
   one: (target: string, text: string) => Promise<unknown>
   close: () => Promise<void>
@@ -85,6 +95,8 @@ async function kafkaBroker (): Promise<Broker> {
   const kafka = new Kafka({ clientId: 'bench-producer', brokers: mock.brokers, logLevel: logLevel.NOTHING })
   const producer = kafka.producer({ allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner })
   await producer.connect()
+  const waiting: string[] = []
+  let sending = false
   return {
     name: 'kafka',
     url: mock.brokers.join(','),
@@ -107,7 +119,19 @@ async function kafkaBroker (): Promise<Broker> {
         await producer.send({ topic: target, messages })
       }
     },
-    one: (target, text) => producer.send({ topic: target, messages: [{ value: text }] }),
+    // a request per message outruns the mock's fetches (one record batch per partition per fetch): what comes within
+    // the linger goes in one request, as librdkafka does; the send time in each payload is still its own
+    one: async (target, text) => {
+      waiting.push(text)
+      if (sending) return
+      sending = true
+      await new Promise((resolve) => setTimeout(resolve, KAFKA_LINGER_MS))
+      try {
+        while (waiting.length > 0) await producer.send({ topic: target, messages: waiting.splice(0).map((value) => ({ value })) })
+      } finally {
+        sending = false
+      }
+    },
     close: async () => {
       await producer.disconnect()
       await mock.close()
@@ -123,6 +147,7 @@ async function natsBroker (): Promise<Broker> {
   const js = nc.jetstream()
   return {
     name: 'nats',
+    preload: false,
     url: server.url,
     gateway: 'bench.g',
     base: 'bench.b',
@@ -161,33 +186,52 @@ async function redisBroker (): Promise<Broker> {
   }
 }
 
-/** The broker's own client on CPU 0: resolves with messages per second. */
-async function baseline (broker: Broker, round: number): Promise<number> {
-  const target = `${broker.base}${round}`
-  const args = ['--import', 'tsx', 'bench/lib/stream-consumer.ts', JSON.stringify({ broker: broker.name, url: broker.url, target, count: COUNT, ...broker.baseOptions })]
+/** The broker's own client on CPU 0; `load` produces once it is ready. Resolves with its `done` line's numbers. */
+async function ownClient (broker: Broker, target: string, count: number, load: (pid: number) => Promise<void>, latency = false): Promise<number[]> {
+  const args = ['--import', 'tsx', 'bench/lib/stream-consumer.ts', JSON.stringify({ broker: broker.name, url: broker.url, target, count, latency, ...broker.baseOptions })]
   const proc = PIN ? spawn('taskset', ['-c', '0', process.execPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
   let text = ''
-  const lines = new Promise<string>((resolve, reject) => {
+  const lines = new Promise<number[]>((resolve, reject) => {
     proc.stdout.on('data', (chunk: Buffer) => {
       text += chunk.toString()
       if (text.includes('ready\n') && !text.includes('producing')) {
         text += 'producing'
-        preloaded(proc.pid as number, () => broker.produce(target, COUNT, (i) => payload(i))).catch(reject)
+        load(proc.pid as number).catch(reject)
       }
-      const done = /done ([\d.]+)/.exec(text)
-      if (done !== null) resolve(done[1])
+      const done = /done (\S+) (\S+) (\S+)\n/.exec(text)
+      if (done !== null) resolve(done.slice(1).map(Number))
     })
     proc.once('exit', (code) => { if (code !== 0) reject(new Error(`baseline consumer exited ${code}`)) })
     setTimeout(() => { reject(new Error('baseline timed out')) }, 120_000).unref()
   })
-  const ms = Number(await lines)
-  proc.kill()
+  try {
+    return await lines
+  } finally {
+    proc.kill()
+  }
+}
+
+/** The broker's own client's rate in messages per second (round `round`: a target of its own). */
+async function baseline (broker: Broker, round: number): Promise<number> {
+  const target = `${broker.base}${round}`
+  const [ms] = await ownClient(broker, target, COUNT, (pid) => preloaded(broker, pid, () => broker.produce(target, COUNT, (i) => payload(i))))
   return (COUNT - 1) / (ms / 1000)
 }
 
+/** One message per ms for RATE_SECONDS to `target`, each with its send time (process.hrtime, ns) in the payload. */
+async function paced (broker: Broker, target: string): Promise<void> {
+  const start = performance.now()
+  for (let i = 0; i < RATE_SECONDS * 1000; i++) {
+    const due = start + i
+    const wait = due - performance.now()
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
+    void broker.one(target, payload(i, Number(process.hrtime.bigint())))
+  }
+}
+
 /** Runs `produce` with the consumer process `pid` stopped (pre-loaded mode), or beside it. */
-async function preloaded (pid: number, produce: () => Promise<void>): Promise<void> {
-  if (!PRELOAD) return await produce()
+async function preloaded (broker: Broker, pid: number, produce: () => Promise<void>): Promise<void> {
+  if (!PRELOAD || broker.preload === false) return await produce()
   process.kill(pid, 'SIGSTOP')
   try {
     await produce()
@@ -201,11 +245,14 @@ async function main () {
   const makers: Record<string, () => Promise<Broker>> = { kafka: kafkaBroker, mqtt: mqttBroker, nats: natsBroker, 'redis-streams': redisBroker }
   const names = chosen.length > 0 ? chosen : Object.keys(makers)
   console.log(`streams: ${COUNT} messages per round${PRELOAD ? ' (pre-loaded)' : ' (produced while consumed)'}, ${ROUNDS} rounds, latency at 1,000/s for ${RATE_SECONDS} s; ${machineNote()}`)
-  console.log('| broker | own client msg/s (median) | gateway → ws msg/s (median) | ratio per round | ratio (median) | p50 ms | p99 ms |')
-  console.log('| --- | ---: | ---: | --- | ---: | ---: | ---: |')
+  console.log('| broker | mode | own client msg/s (median) | gateway → ws msg/s (median) | ratio per round | ratio (median) | p50 / p99 ms, gateway | p50 / p99 ms, own client |')
+  console.log('| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |')
   for (const name of names) {
     const broker = await makers[name]()
-    const profile: Record<string, string> = PROFILE === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${PROFILE} --cpu-prof-name=${name}-${Date.now()}.cpuprofile` }
+    // Node 20 refuses --cpu-prof in NODE_OPTIONS: a module started with --import runs the inspector's profiler
+    const profile: Record<string, string> = PROFILE === undefined
+      ? {}
+      : { NODE_OPTIONS: `--import tsx --import ${ROOT}bench/lib/cpu-profile.ts`, BENCH_PROFILE_DIR: PROFILE, BENCH_PROFILE_NAME: `${name}-${Date.now()}` }
     const instance = await startInstance(fakeTest as never, { ...broker.env, ...profile, LOG_LEVEL: 'info', PUBLIC_ROOMS: 'public:*', WS_SEND_BUFFER: String(64 * 1024 * 1024) }, { cpu: PIN ? 0 : undefined, startTimeoutMs: 60_000 })
     await instance.waitReady(30_000)
     const frames = await openWs(instance.wsUrl('/ws'))
@@ -232,7 +279,7 @@ async function main () {
         }
         frames.ws.on('message', onMessage)
       })
-      await preloaded(instance.pid, () => broker.produce(broker.gateway, COUNT, (i) => payload(i)))
+      await preloaded(broker, instance.pid, () => broker.produce(broker.gateway, COUNT, (i) => payload(i)))
       const ms = await done
       gateway.push((COUNT - 1) / (ms / 1000))
     }
@@ -251,17 +298,14 @@ async function main () {
       }
       frames.ws.on('message', onMessage)
     })
-    const start = performance.now()
-    for (let i = 0; i < total; i++) {
-      const due = start + i
-      const wait = due - performance.now()
-      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
-      void broker.one(broker.gateway, payload(i, Number(process.hrtime.bigint())))
-    }
+    await paced(broker, broker.gateway)
     await Promise.race([received, new Promise((resolve) => setTimeout(resolve, 30_000))])
+    // the broker's own client at the same pace (its own process: the latencies are computed there)
+    const [, ownP50, ownP99] = await ownClient(broker, `${broker.base}lat`, total, () => paced(broker, `${broker.base}lat`), true)
     const ratios = own.map((o, i) => gateway[i] / o)
     if (latencies.length < total) console.log(`(${name}: ${total - latencies.length} of ${total} latency messages never arrived within 30 s)`)
-    console.log(`| ${name} | ${int(median(own))} | ${int(median(gateway))} | ${ratios.map((r) => fixed(r)).join(', ')} | ${fixed(median(ratios))} | ${fixed(percentile(latencies, 50))} | ${fixed(percentile(latencies, 99))} |`)
+    console.log(`| ${name} | ${PRELOAD && broker.preload !== false ? 'pre-loaded' : 'concurrent'} | ${int(median(own))} | ${int(median(gateway))} | ${ratios.map((r) => fixed(r)).join(', ')} | ${fixed(median(ratios))} | ${fixed(percentile(latencies, 50))} / ${fixed(percentile(latencies, 99))} | ${fixed(ownP50)} / ${fixed(ownP99)} |`)
+    if (process.env.BENCH_STREAM_LOGS === '1') console.log(instance.logs.filter((line) => !line.includes('"level":30')).slice(-20).join('\n'))
     frames.ws.terminate()
     await instance.stop()
     await broker.close()
