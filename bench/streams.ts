@@ -50,6 +50,11 @@ interface Broker {
   env: Record<string, string>
   /** what the gateway consumes; the baseline consumes `<base><round>` (never both at once: they must not share CPU 0) */
   gateway: string
+  /**
+   * Kafka: the gateway's target of each round ('warm' for the warm-up and the latency run), each a topic new to it as
+   * the baseline's are: the mock's fetches slow down on a topic that holds many record batches
+   */
+  gatewayOf?: (round: number | 'warm') => string
   base: string
   /** settings the baseline consumer needs beyond the url */
   baseOptions?: Record<string, unknown>
@@ -101,12 +106,13 @@ async function kafkaBroker (): Promise<Broker> {
     name: 'kafka',
     url: mock.brokers.join(','),
     gateway: 'bench-g',
+    gatewayOf: (round) => `bench-g${round}`,
     base: 'bench-b',
     baseOptions: { maxWaitTimeInMs: KAFKA_MAX_WAIT_MS },
     env: {
       GATEWAYS: 'ws,kafka',
       KAFKA_BROKERS: mock.brokers.join(','),
-      KAFKA_BRIDGE: 'bench-g=public:bench',
+      KAFKA_BRIDGE: ['warm', ...Array.from({ length: ROUNDS }, (_, round) => round)].map((round) => `bench-g${round}=public:bench`).join(','),
       KAFKA_GROUP_ID: `gw${Date.now()}`,
       // the topic is new to this run: from its beginning is every message, whenever the offsets get resolved
       KAFKA_FROM_BEGINNING: 'true',
@@ -260,7 +266,8 @@ async function main () {
     await frames.request({ op: 'join', room: 'public:bench' }, 10_000)
     // one message through first: the consumer is at its position (a Kafka group resolved its offsets) and warm
     const warm = new Promise<void>((resolve) => { frames.ws.once('message', () => { resolve() }) })
-    await broker.one(broker.gateway, payload(-1))
+    const target = (round: number | 'warm') => broker.gatewayOf?.(round) ?? broker.gateway
+    await broker.one(target('warm'), payload(-1))
     await Promise.race([warm, new Promise((resolve, reject) => setTimeout(() => { reject(new Error(`${name}: the warm-up message never reached the ws member`)) }, 60_000).unref())])
     const own: number[] = []
     const gateway: number[] = []
@@ -279,7 +286,7 @@ async function main () {
         }
         frames.ws.on('message', onMessage)
       })
-      await preloaded(broker, instance.pid, () => broker.produce(broker.gateway, COUNT, (i) => payload(i)))
+      await preloaded(broker, instance.pid, () => broker.produce(target(round), COUNT, (i) => payload(i)))
       const ms = await done
       gateway.push((COUNT - 1) / (ms / 1000))
     }
@@ -298,7 +305,7 @@ async function main () {
       }
       frames.ws.on('message', onMessage)
     })
-    await paced(broker, broker.gateway)
+    await paced(broker, target('warm'))
     await Promise.race([received, new Promise((resolve) => setTimeout(resolve, 30_000))])
     // the broker's own client at the same pace (its own process: the latencies are computed there)
     const [, ownP50, ownP99] = await ownClient(broker, `${broker.base}lat`, total, () => paced(broker, `${broker.base}lat`), true)
