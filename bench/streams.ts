@@ -9,7 +9,8 @@
 // `preload` below). Without pre-loading the producer publishes while the consumer consumes. Either way the
 // consumer's rate is counted from its first message to its last. Latency: one message per ms with its send time
 // (this process's clock) in the payload, read back on the ws socket in this same process. BENCH_STREAM_PROFILE=<dir>
-// writes a CPU profile of each server.ts there (bench/lib/cpu-summary.ts sums it up).
+// writes a CPU profile of each server.ts there (bench/lib/cpu-summary.ts sums it up); BENCH_STREAM_LOGS=1 prints
+// each server.ts's last warnings and errors.
 import { spawn, spawnSync } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
 import mqtt from 'mqtt'
