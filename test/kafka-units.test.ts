@@ -250,6 +250,7 @@ t.test('the connection lifecycle (a stand-in for kafkajs)', async (t) => {
     const { processor } = processorWith()
     if (subscribe) processor.on('jobs', () => {})
     const lifecycle = new KafkaLifecycle({
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberately wrong or partial input
       kafka: fake.kafka as any,
       groupId: 'g',
       consumer: { sessionTimeout: 60_000, heartbeatInterval: 1000, maxWaitTimeInMs: 100 },
@@ -353,6 +354,7 @@ t.test('the plugin', async (t) => {
     ]
     for (const [options, message] of cases) {
       const app = Fastify()
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberately wrong or partial input
       await t.rejects(async () => { await app.register(kafkaGateway, options as any) }, { code: 'GW_INVALID_OPTIONS', message }, JSON.stringify(options))
       await app.close()
     }
@@ -363,7 +365,9 @@ t.test('the plugin', async (t) => {
     t.after(() => app.close())
     await app.register(kafkaGateway, { brokers: [`127.0.0.1:${await closedPort()}`] })
     t.throws(() => app.kafka.on('bad topic', () => {}), { code: 'GW_KAFKA_INVALID_TOPIC' })
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberately wrong or partial input
     t.throws(() => app.kafka.on('t', 'nope' as any), /handler must be a function/)
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberately wrong or partial input
     t.throws(() => app.kafka.on('t', () => {}, { schema: {} as any }), /schema must be a zod schema/)
     t.throws(() => app.kafka.bridge('bad topic', 'room'), { code: 'GW_KAFKA_INVALID_TOPIC' })
     t.throws(() => app.kafka.bridge('t', 'bad room'), /characters a room name cannot have/)
