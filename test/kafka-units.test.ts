@@ -360,6 +360,17 @@ t.test('the plugin', async (t) => {
     }
   })
 
+  t.test('another decorator name: app.kafka stays free for another Kafka plugin', async (t) => {
+    const app = Fastify()
+    t.after(() => app.close())
+    await app.register(kafkaGateway, { brokers: [`127.0.0.1:${await closedPort()}`], decorator: 'events' })
+    const events = (app as unknown as { events: typeof app.kafka }).events
+    t.equal(app.hasDecorator('kafka'), false)
+    t.type(events.on, 'function')
+    t.notOk(events.isReady())
+    await t.rejects(async () => { await Fastify().register(kafkaGateway, { brokers: ['a:1'], decorator: 'not ok' }).ready() }, { code: 'GW_INVALID_OPTIONS', message: /decorator: must be a JavaScript identifier/ })
+  })
+
   t.test('handlers and bridges are checked when they are added, and refused once the app is ready', async (t) => {
     const app = Fastify()
     t.after(() => app.close())
