@@ -9,11 +9,11 @@ import { requireTool } from './tools.js'
 import { freePort, until } from './redis.js'
 
 /**
- * A real coturn (Debian's `turnserver` 4.6) on loopback for one test file, with the flags verified on this machine
- * (FACTS.md): TURN REST credentials (`--use-auth-secret --static-auth-secret`), UDP and TCP on 127.0.0.1, relays on
- * 127.0.0.1 in a small port range, loopback peers allowed, no TLS/DTLS/CLI, every ALLOCATE logged (`--verbose`) to
- * stdout, which the test reads (`log()`). It runs under a shell watchdog that kills it when the watchdog's stdin
- * closes (the test process ended for any reason); `t.after` stops it.
+ * A real coturn (Debian's `turnserver` 4.6) on loopback for one test file: TURN REST credentials
+ * (`--use-auth-secret --static-auth-secret`), UDP and TCP on 127.0.0.1, relays on 127.0.0.1 in a small port range,
+ * loopback peers allowed, no TLS/DTLS/CLI, every ALLOCATE logged (`--verbose`) to stdout, which the test reads
+ * (`log()`). It runs under a shell watchdog that kills it when the watchdog's stdin closes (the test process ended
+ * for any reason); `t.after` stops it.
  */
 export interface Coturn {
   readonly port: number

@@ -9,7 +9,7 @@ import { freePort, until } from './redis.js'
 
 /**
  * A real nginx (Debian's nginx-light 1.22) in front of an app on loopback, for one test file, run from a temporary
- * config (FACTS.md): `daemon off`, pid, temp paths and error log in a temp directory, listening on 127.0.0.1.
+ * config: `daemon off`, pid, temp paths and error log in a temp directory, listening on 127.0.0.1.
  * `locations(upstream)` writes the `location` blocks (the test chooses buffering, gzip, headers). It runs under a
  * shell watchdog that kills it when the watchdog's stdin closes (the test process ended for any reason);
  * `gracefulStop()` sends SIGQUIT (nginx's graceful shutdown) and waits for the master to exit.
