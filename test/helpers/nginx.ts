@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
@@ -50,6 +50,8 @@ export async function startNginx (t: Pick<Test, 'after'>, appPort: number, optio
   if (bin === null) return null
   const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'gw-nginx-'))
+  // run as root, nginx's workers switch to `nobody`: they must reach the temp paths inside
+  await chmod(dir, 0o755)
   const config = join(dir, 'nginx.conf')
   await writeFile(config, `
 daemon off;
