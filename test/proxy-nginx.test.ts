@@ -122,6 +122,8 @@ t.test('server.ts behind a real nginx', async (t) => {
     location /buffered/ {${PROXY(upstream).replace(/proxy_pass http:\/\/(\S+);/, 'proxy_pass http://$1/;')}
       proxy_ignore_headers X-Accel-Buffering;
     }`,
+    // a graceful stop waits for upgraded (ws) connections until worker_shutdown_timeout, with none set forever
+    // (nginx 1.22): production configs need it too
     shutdownTimeout: '1s'
   })
   if (nginx === null) return
