@@ -9,7 +9,7 @@ import type { Authenticate } from './lib/auth/user.js'
 import { MemoryDedupeStore, type DedupeStore } from './lib/stores/dedupe.js'
 import { rooms } from './plugins/rooms.js'
 import { healthRoutes } from './routes/health.js'
-import { RedisBus, RedisDedupeStore, createRedisClient, closeClient } from './lib/redis/index.js'
+import { RedisBus, RedisDedupeStore, createRedisClient, createRedisCluster, closeClient, loadIORedis, type RedisClient } from './lib/redis/index.js'
 import { kafkaGateway, type KafkaClientConfig } from './plugins/kafka.js'
 import { wsGateway } from './plugins/ws.js'
 import { demoRoutes } from './routes/demo.js'
@@ -167,37 +167,50 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
 }
 
 /**
- * REDIS_URL: rooms, history and presence go through a RedisBus, the dedupe/idempotency stores live in Redis (one
- * shared connection), and `/ready` answers 503 with `failing: ["redis"]` while Redis is unreachable.
+ * REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster): rooms, history, presence and rtc signals go
+ * through a RedisBus, the dedupe/idempotency stores live in Redis (one shared connection), and `/ready` answers 503
+ * while something fails: `redis` (not connected, or a publish or heartbeat failed), `redis:subscriptions` (a room
+ * subscription is not in place), `redis:slots` (a cluster master does not answer, or a slot has none).
+ * docs/scale-out.md.
  */
-export function wireRedis (app: FastifyInstance, url: string, wiring: Wiring): RedisBus {
+export async function wireRedis (app: FastifyInstance, target: { url: string } | { nodes: string[] }, wiring: Wiring): Promise<RedisBus> {
   const { config } = wiring
   const log = app.log.child({ component: 'redis' })
   const bus = new RedisBus({
-    redis: url,
+    ...('url' in target ? { redis: target.url } : { cluster: target.nodes }),
     keyPrefix: config.REDIS_PREFIX,
     historySize: config.HISTORY_SIZE,
     historyTtlMs: config.HISTORY_TTL_MS,
+    historyEventMaxBytes: config.HISTORY_EVENT_MAX_BYTES,
     presenceTtlMs: config.REDIS_PRESENCE_TTL_MS,
     log
   })
-  const stores = createRedisClient(url, { connectionName: 'gw-stores' })
-  let storesDown = false
+  // the rooms plugin closes the bus with the registry; closing it here too covers a start-up that failed before
   let closing = false
+  let stores: RedisClient | null = null
+  app.addHook('onClose', async () => {
+    closing = true
+    await Promise.all([bus.close(), stores === null ? undefined : closeClient(stores)])
+  })
+  await bus.open()
+  const ioredis = await loadIORedis()
+  stores = 'url' in target
+    ? createRedisClient(ioredis, target.url, { connectionName: 'gw-stores' })
+    : createRedisCluster(ioredis, target.nodes, { connectionName: 'gw-stores' })
+  let storesDown = false
   const lost = (err?: Error) => {
     if (!storesDown && !closing) log.warn({ ...(err === undefined ? {} : { err }) }, 'redis store connection lost; reconnecting with backoff')
     storesDown = true
   }
-  stores.on('error', lost)
-  stores.on('close', () => { lost() })
-  stores.on('ready', () => { storesDown = false })
-  wiring.checks.redis = () => app.rooms.isReady() && stores.status === 'ready'
-  wiring.createStore = (namespace) => new RedisDedupeStore({ redis: stores, namespace, keyPrefix: `${config.REDIS_PREFIX}:dedupe` })
-  // the rooms plugin closes the bus with the registry; closing it here too covers a start-up that failed before
-  app.addHook('onClose', async () => {
-    closing = true
-    await Promise.all([bus.close(), closeClient(stores)])
-  })
+  const storeClient = stores
+  storeClient.on('error', lost)
+  storeClient.on('close', () => { lost() })
+  storeClient.on('ready', () => { storesDown = false })
+  const failing = () => app.rooms.failing()
+  wiring.checks.redis = () => !failing().includes('redis') && !failing().includes('closed') && storeClient.status === 'ready'
+  wiring.checks['redis:subscriptions'] = () => !failing().includes('redis:subscriptions')
+  if (!('url' in target)) wiring.checks['redis:slots'] = () => !failing().includes('redis:slots')
+  wiring.createStore = (namespace) => new RedisDedupeStore({ redis: storeClient, namespace, keyPrefix: `${config.REDIS_PREFIX}:dedupe` })
   return bus
 }
 
@@ -227,7 +240,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     createStore: () => new MemoryDedupeStore()
   }
   try {
-    const bus = config.REDIS_URL === undefined ? undefined : wireRedis(app, config.REDIS_URL, wiring)
+    const redis = config.REDIS_URL !== undefined
+      ? { url: config.REDIS_URL }
+      : config.REDIS_CLUSTER_NODES !== undefined ? { nodes: config.REDIS_CLUSTER_NODES } : undefined
+    const bus = redis === undefined ? undefined : await wireRedis(app, redis, wiring)
     await app.register(rooms, {
       historySize: config.HISTORY_SIZE,
       historyTtlMs: config.HISTORY_TTL_MS,

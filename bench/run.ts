@@ -9,7 +9,9 @@ const benches: Record<string, { file: string, flags: string[] }> = {
   'ws-fanout': { file: 'ws-fanout.ts', flags: [] },
   'sse-fanout': { file: 'sse-fanout.ts', flags: [] },
   'redis-bus': { file: 'redis-bus.ts', flags: [] },
-  'redis-instances': { file: 'redis-instances.ts', flags: [] }
+  'redis-instances': { file: 'redis-instances.ts', flags: [] },
+  // per-event cost of the Redis broker: the driver pins its node processes and redis-server itself
+  'redis-scale': { file: 'redis-scale.ts', flags: [] }
 }
 
 const chosen = process.argv.slice(2).filter((a) => !a.startsWith('-'))

@@ -110,13 +110,12 @@ t.test('the Redis bus lists live instances by member-id prefix: a crashed one dr
   await until(async () => (await prefixes()).length === 3, 5000, 'the three instances listed')
   t.same(await prefixes(), all)
 
-  // a bus attached without the prefix learns it from the first member, and lists it before that member can act
+  // node control started with a registry's member prefix lists it at once (before any member of it can act)
   const late = new RedisBus({ redis: redis.url, keyPrefix: 'live', presenceTtlMs: 600, heartbeatMs: 150 })
   t.after(() => late.close())
-  late.attach({ deliver: () => {}, direct: () => false })
+  late.control.start({ memberPrefix: 'feed01', direct: () => false })
   await late.waitReady(10_000)
-  late.memberJoined('room', { id: 'feed01.1', user: null, transport: 't', encoder: { name: 'n', encode: () => null }, deliver: () => {} })
-  await until(async () => (await prefixes()).includes('feed01'), 5000, 'the learnt prefix listed')
+  await until(async () => (await prefixes()).includes('feed01'), 5000, 'the prefix listed')
   await late.close()
   t.same(await prefixes(), all, 'and gone with its close')
 

@@ -100,12 +100,13 @@ t.test('wireRedis gives every gateway Redis dedupe stores that agree across inst
     const app = Fastify()
     t.after(() => app.close())
     const wiring: Wiring = { config, authenticate: undefined, policy: createRoomPolicy({ publicRooms: [], clientPublishRooms: [] }), checks: {}, createStore: () => { throw new Error('unset') } }
-    const bus = wireRedis(app, redis.url, wiring)
+    const bus = await wireRedis(app, { url: redis.url }, wiring)
     await app.register(rooms, { bus })
     await app.ready()
     await bus.waitReady(10_000)
     wirings.push(wiring)
   }
+  await until(() => wirings.every((w) => w.checks.redis()), 5000, 'the checks to pass')
   const [one, two] = wirings.map((w) => w.createStore('stripe'))
   t.ok(one instanceof RedisDedupeStore)
   t.same(await one.claim('evt_1', 10_000), { state: 'claimed' })
@@ -113,6 +114,6 @@ t.test('wireRedis gives every gateway Redis dedupe stores that agree across inst
   await one.complete('evt_1', 'handled', 60_000)
   t.same(await two.claim('evt_1', 10_000), { state: 'done', value: 'handled' })
   t.match(await redis.command(['GET', 'site1:dedupe:stripe:evt_1']), /d:handled/, 'keys under REDIS_PREFIX')
-  await until(() => wirings.every((w) => w.checks.redis()), 5000, 'the checks to pass')
-  t.pass('both readiness checks pass')
+  t.ok(wirings.every((w) => w.checks.redis() && w.checks['redis:subscriptions']()), 'both readiness checks pass')
+  t.equal(wirings[0].checks['redis:slots'], undefined, 'no slot check on one Redis')
 })

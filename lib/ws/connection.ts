@@ -196,25 +196,33 @@ export class SocketConnection {
     if (this.ended) return false
     this.joined.add(room)
     this.options.registry.join(room, this.member)
-    if (options.since === undefined) {
+    const since = options.since
+    // a room new to this instance starts by reading its position (docs/scale-out.md): `joined` waits for it, so
+    // whatever the client causes after `joined` is published after that position and reaches it
+    const started = since === undefined ? this.options.registry.position(room) : undefined
+    if (since === undefined && !isPromise(started)) {
       options.announce()
       return true
     }
     const buffered: RoomEvent[] = []
     this.resuming ??= new Map()
     this.resuming.set(room, buffered)
-    let history: { events: RoomEvent[], recovered: boolean }
-    try {
-      history = await this.options.registry.history(room, options.since)
-    } catch (err) {
-      this.options.log.warn({ err, room, conn: this.id }, 'history lookup failed: resume reported as not recovered')
-      history = { events: [], recovered: false }
+    let history: { events: RoomEvent[], recovered: boolean } = { events: [], recovered: true }
+    if (since === undefined) {
+      await (started as Promise<unknown>).catch(() => {})
+    } else {
+      try {
+        history = await this.options.registry.history(room, since)
+      } catch (err) {
+        this.options.log.warn({ err, room, conn: this.id }, 'history lookup failed: resume reported as not recovered')
+        history = { events: [], recovered: false }
+      }
     }
     // from here on synchronous: nothing can be published in between
     this.resuming.delete(room)
     if (this.resuming.size === 0) this.resuming = null
     if (this.ended) return true
-    options.announce(history.recovered)
+    options.announce(since === undefined ? undefined : history.recovered)
     const replayed = new Set<string>()
     for (const event of history.events) {
       replayed.add(event.id)

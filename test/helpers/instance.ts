@@ -301,7 +301,10 @@ export class SseClient {
     }
   }
 
-  /** Opens the stream; resolves once the response head arrived (the stream has joined its rooms by then). */
+  /**
+   * Opens the stream; resolves once its first block (`retry:`) arrived, or the head of a refusal: the stream has
+   * joined its rooms and knows where each stands by then (events published from then on reach it).
+   */
   async open (timeoutMs = 10_000): Promise<this> {
     await new Promise<void>((resolve, reject) => {
       const req = http.get({
@@ -313,6 +316,7 @@ export class SseClient {
         this.headers = res.headers
         let buffer = ''
         res.setEncoding('utf8')
+        const streaming = this.status === 200 && String(res.headers['content-type']).startsWith('text/event-stream')
         res.on('data', (chunk: string) => {
           buffer += chunk
           let end: number
@@ -320,11 +324,15 @@ export class SseClient {
             this.frames.push(parseFrame(buffer.slice(0, end)))
             buffer = buffer.slice(end + 2)
           }
+          if (this.frames.length > 0) resolve()
           this.wake?.()
         })
-        res.on('close', () => { this.markEnded() })
+        res.on('close', () => {
+          this.markEnded()
+          resolve()
+        })
         res.on('error', () => {})
-        resolve()
+        if (!streaming) resolve()
       })
       const timer = setTimeout(() => { req.destroy(new Error(`GET ${this.path}: no answer within ${timeoutMs} ms`)) }, timeoutMs)
       req.on('error', (err) => {
