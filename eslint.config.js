@@ -7,10 +7,26 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     rules: {
-      '@typescript-eslint/no-explicit-any': 'off',
+      // no `any`: tests may disable it on one line with a reason (`-- why`)
+      '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-empty': ['error', { allowEmptyCatch: true }]
     }
+  },
+  {
+    // Transitional: files being rewritten by their owners this turn still carry `any`. A warning, not an error, until
+    // each lands; remove a file from this list once it is clean (`npx eslint <file>` shows no warning).
+    files: [
+      'bench/lib/proc.ts',
+      'lib/kafka/processor.ts', 'plugins/kafka.ts', 'test/kafka-units.test.ts',
+      'lib/rooms/types.ts',
+      'plugins/external.ts', 'plugins/stripe.ts', 'test/external-hooks.test.ts', 'test/external-lib.test.ts',
+      'test/external-server.test.ts', 'test/external.test.ts',
+      'public/client.d.ts', 'test/client-browser.test.ts', 'test/client-demo.test.ts', 'test/client-rtc.test.ts',
+      'test/client-sse.test.ts', 'test/client-ws.test.ts',
+      'test/helpers/instance.ts', 'test/helpers/tools.ts'
+    ],
+    rules: { '@typescript-eslint/no-explicit-any': 'warn' }
   },
   {
     files: ['public/**/*.js'],

@@ -47,7 +47,8 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       maxConnectionsPerIp: config.WS_MAX_CONN_PER_IP,
       ratePerSec: config.WS_RATE_PER_SEC,
       rateBurst: config.WS_RATE_BURST,
-      sendBufferBytes: config.WS_SEND_BUFFER
+      sendBufferBytes: config.WS_SEND_BUFFER,
+      ...inboundByteLimits(config)
     })
     // GET / (the demo page) and the browser client, telling the page which other gateways are on
     const on = (name: GatewayName, path: string) => config.gateways.has(name) ? path : false as const
@@ -87,7 +88,8 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       maxConnectionsPerIp: config.WS_MAX_CONN_PER_IP,
       ratePerSec: config.WS_RATE_PER_SEC,
       rateBurst: config.WS_RATE_BURST,
-      sendBufferBytes: config.WS_SEND_BUFFER
+      sendBufferBytes: config.WS_SEND_BUFFER,
+      ...inboundByteLimits(config)
     })
   },
   stripe: async (app, { config, createStore }) => {
@@ -163,6 +165,16 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       }
     })
     checks.kafka = () => app.kafka.isReady()
+  }
+}
+
+/** The inbound byte budgets of ws and rtc clients (docs/security.md, "Memory budget"). */
+function inboundByteLimits (config: Config) {
+  return {
+    bytesPerSec: config.WS_RATE_BYTES_PER_SEC,
+    bytesBurst: config.WS_RATE_BYTES_BURST,
+    ipBytesPerSec: config.WS_IP_RATE_BYTES_PER_SEC,
+    ipBytesBurst: config.WS_IP_RATE_BYTES_BURST
   }
 }
 
@@ -290,31 +302,56 @@ export async function main (env: NodeJS.ProcessEnv = process.env): Promise<Fasti
     process.exitCode = 1
     return undefined
   }
-  let closing = false
-  const shutdown = (signal: string) => {
-    if (closing) return
-    closing = true
+  handleShutdownSignals(app, config.SHUTDOWN_TIMEOUT_MS)
+  await app.listen({ port: config.PORT, host: config.HOST })
+  return app
+}
+
+/** Signals that may be forwarded (npm) or sent to the whole process group: each arrives twice for one Ctrl-C. */
+const SHUTDOWN_SIGNALS = ['SIGINT', 'SIGTERM'] as const
+/** The signal that forces an exit during a graceful shutdown: the third one received (a group signal under npm counts twice). */
+export const FORCE_EXIT_SIGNAL_COUNT = 3
+
+/**
+ * SIGINT/SIGTERM close `app` gracefully (sockets get 1001, streams end, brokers commit), exit code 0, or 1 when the
+ * close fails or outlasts `timeoutMs`. The handlers stay installed (never `process.once`): a repeated signal during the
+ * shutdown is logged and ignored, since one Ctrl-C in a terminal, `kill -- -PGID` or a service manager signalling the
+ * control group reaches node twice under `npm start` (npm forwards it). The third signal forces an exit at once, with
+ * the shell's code for it (130 for SIGINT, 143 for SIGTERM). Returns a function that removes the handlers.
+ */
+export function handleShutdownSignals (app: FastifyInstance, timeoutMs: number,
+  exitProcess: (code: number) => void = (code) => process.exit(code)): () => void {
+  let received = 0
+  const onSignal = (signal: NodeJS.Signals) => {
+    received++
+    if (received > 1) {
+      if (received >= FORCE_EXIT_SIGNAL_COUNT) {
+        app.log.warn({ signal, received }, 'shutdown forced by a repeated signal')
+        exitProcess(128 + (signal === 'SIGINT' ? 2 : 15))
+        return
+      }
+      app.log.info({ signal, received }, 'already shutting down (a repeated or forwarded signal); a third signal forces the exit')
+      return
+    }
     app.log.info({ signal }, 'shutting down')
     const timer = setTimeout(() => {
-      app.log.error({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutdown timed out')
-      process.exit(1)
-    }, config.SHUTDOWN_TIMEOUT_MS)
+      app.log.error({ timeoutMs }, 'shutdown timed out')
+      exitProcess(1)
+    }, timeoutMs)
     timer.unref()
     const exit = (code: number) => {
       clearTimeout(timer)
       process.exitCode = code
       // a client library's stray timer (kafkajs reconnects, for one) must not keep a closed server alive
-      setTimeout(() => process.exit(code), 1000).unref()
+      setTimeout(() => { exitProcess(code) }, 1000).unref()
     }
-    app.close().then(() => { exit(0) }, (err) => {
+    app.close().then(() => { exit(0) }, (err: unknown) => {
       app.log.error({ err }, 'shutdown failed')
       exit(1)
     })
   }
-  process.once('SIGINT', shutdown)
-  process.once('SIGTERM', shutdown)
-  await app.listen({ port: config.PORT, host: config.HOST })
-  return app
+  for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal)
+  return () => { for (const signal of SHUTDOWN_SIGNALS) process.off(signal, onSignal) }
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

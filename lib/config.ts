@@ -170,6 +170,12 @@ const EnvSchema = z.object({
   SSLCOMMERZ_FAIL_URL: z.string().min(1).default('/?payment=fail'),
   SSLCOMMERZ_CANCEL_URL: z.string().min(1).default('/?payment=cancel'),
 
+  // ---- hardening: inbound byte budgets of ws and rtc clients, per connection and per address (docs/security.md)
+  WS_RATE_BYTES_PER_SEC: int(1024, 1024 * 1024 * 1024, 65_536),
+  WS_RATE_BYTES_BURST: int(1024, 1024 * 1024 * 1024, 262_144),
+  WS_IP_RATE_BYTES_PER_SEC: int(1024, 1024 * 1024 * 1024, 262_144),
+  WS_IP_RATE_BYTES_BURST: int(1024, 1024 * 1024 * 1024, 1024 * 1024),
+
   // ---- operations
   METRICS: bool,
   METRICS_TOKEN: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),

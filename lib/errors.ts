@@ -49,5 +49,9 @@ export const GatewayErrors = {
   WS_ORIGIN_FORBIDDEN: createError('GW_WS_ORIGIN_FORBIDDEN', 'origin %s is not allowed', 403),
   WS_TOO_MANY_CONNECTIONS: createError('GW_WS_TOO_MANY_CONNECTIONS', 'too many open connections from this address (at most %s)', 429),
   RTC_UNAUTHENTICATED: createError('GW_RTC_UNAUTHENTICATED', '%s', 401),
-  RTC_ORIGIN_FORBIDDEN: createError('GW_RTC_ORIGIN_FORBIDDEN', 'origin %s is not allowed', 403)
+  RTC_ORIGIN_FORBIDDEN: createError('GW_RTC_ORIGIN_FORBIDDEN', 'origin %s is not allowed', 403),
+  // ---- admission (lib/admission, lib/auth)
+  RTC_TOO_MANY_CONNECTIONS: createError('GW_RTC_TOO_MANY_CONNECTIONS', 'too many open connections from this address (at most %s)', 429),
+  UNAUTHENTICATED: createError('GW_UNAUTHENTICATED', '%s', 401),
+  JWT_SECRET: createError('GW_JWT_SECRET', 'the JWT secret must have at least %s bytes (HS256 keys are 256 bits); it has %s', 500)
 } as const

@@ -1,13 +1,11 @@
 import fp from 'fastify-plugin'
 import { z } from 'zod'
-import type { FastifyInstance } from 'fastify'
-import type {} from '@fastify/websocket'
-import { parseOptions } from '../lib/options.js'
-import { createRoomAccess } from '../lib/ws/access.js'
-import { fnOption, intOption, pathOption, socketOptionsShape, socketRouteBase } from '../lib/ws/options.js'
-import type { RtcRooms } from '../lib/rtc/peers.js'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { intOption, parseOptions, pathOption } from '../lib/options.js'
+import { Admission } from '../lib/admission/admission.js'
 import { ensureRooms } from './rooms.js'
-import { ensureWebsocket, type SocketRoute } from '../routes/ws-connection.js'
+import { admissionOptions, socketOptions } from './shared/options.js'
+import { ensureWebsocket } from './shared/socket.js'
 import { rtcRoutes } from '../routes/rtc.js'
 import { iceServersRoute } from '../routes/rtc-ice.js'
 
@@ -16,7 +14,8 @@ const RtcOptions = z.strictObject({
   path: pathOption.default('/rtc'),
   /** the ICE server list route; false: none */
   iceServersPath: z.union([pathOption, z.literal(false)]).default('/rtc/ice-servers'),
-  ...socketOptionsShape,
+  ...admissionOptions,
+  ...socketOptions,
   /** rtc peers a room may hold (a full mesh grows with the square of it) */
   roomCapacity: intOption(2, 10_000, 8),
   /** signals per second per connection, sustained */
@@ -34,55 +33,54 @@ const RtcOptions = z.strictObject({
   /** the TURN server's shared secret (coturn: static-auth-secret with use-auth-secret) */
   turnSecret: z.string().min(1).optional(),
   /** lifetime of TURN credentials in seconds */
-  turnTtlS: intOption(60, 7 * 24 * 3600, 3600),
-  /** receives the socket route and the peer bookkeeping once they exist (tests, metrics) */
-  onRoute: fnOption<(route: SocketRoute, peers: RtcRooms) => void>('(route, peers) => void')
+  turnTtlS: intOption(60, 7 * 24 * 3600, 3600)
 }).refine((o) => o.turnUrls.length === 0 || o.turnSecret !== undefined, {
   message: 'is required with turnUrls: TURN entries carry time-limited credentials made with it',
   path: ['turnSecret']
 })
 
+/** The options of `rtcSignalGateway` (docs/rtc.md). */
 export type RtcSignalGatewayOptions = z.input<typeof RtcOptions>
 
 /**
- * The rtc-signal gateway (CONTRACT section 6): WebRTC signaling in rooms on `path`, and the ICE server list. Peers are
- * members of the shared `app.rooms`, so presence counts them and room events reach them; the socket machinery
- * (auth before the upgrade, ping, limits, 1001 on shutdown) is the ws gateway's, on the same upgrade listener.
+ * The rtc-signal gateway (docs/rtc.md, docs/protocol.md): WebRTC signaling in rooms on `path`, and the ICE server
+ * list. Peers are members of the shared `app.rooms`, so presence counts them and room events reach them; the socket
+ * machinery (admission before the upgrade, ping, limits, 1001 on shutdown) is the ws gateway's, on the same upgrade
+ * listener.
  */
 async function rtcSignalGatewayPlugin (app: FastifyInstance, raw: RtcSignalGatewayOptions) {
   const options = parseOptions('fastify-gateways/rtc-signal', RtcOptions, raw)
   const registry = await ensureRooms(app)
   await ensureWebsocket(app, { maxPayload: options.maxPayload, closeTimeoutMs: options.closeTimeoutMs })
-  const access = createRoomAccess({
-    ...(options.authorizeJoin === undefined ? {} : { authorizeJoin: options.authorizeJoin }),
-    publicRooms: options.publicRooms
-  })
-  const authenticate = options.authenticate === undefined ? {} : { authenticate: options.authenticate }
   if (options.turnSecret !== undefined && options.turnUrls.length === 0) {
     app.log.warn('rtc-signal: turnSecret is set but no turnUrls: the ICE route serves no TURN entry')
   }
+  // one admission for the socket and the ICE route: the same origins, credential and join rule
+  const admission = new Admission<FastifyRequest>(options)
+  const { maxPayload, pingMs, maxRoomsPerConnection, ratePerSec, rateBurst, sendBufferBytes, bytesPerSec, bytesBurst, ipBytesPerSec, ipBytesBurst } = options
   await app.register(async function rtcScope (scope) {
     await scope.register(rtcRoutes, {
       path: options.path,
       registry,
-      access,
-      ...socketRouteBase(options),
+      admission,
+      limits: { maxPayload, pingMs, maxRoomsPerConnection, ratePerSec, rateBurst, sendBufferBytes, bytesPerSec, bytesBurst, ipBytesPerSec, ipBytesBurst },
+      closeTimeoutMs: options.closeTimeoutMs,
       roomCapacity: options.roomCapacity,
       signalRatePerSec: options.signalRatePerSec,
       signalBurst: options.signalBurst ?? Math.max(100, Math.ceil(2 * options.signalRatePerSec)),
       maxSignalBytes: options.maxSignalBytes,
-      discoveryTimeoutMs: options.discoveryTimeoutMs,
-      ...(options.onRoute === undefined ? {} : { onRoute: options.onRoute })
+      discoveryTimeoutMs: options.discoveryTimeoutMs
     })
     if (options.iceServersPath !== false) {
       await scope.register(iceServersRoute, {
         path: options.iceServersPath,
-        ...authenticate,
-        allowedOrigins: options.allowedOrigins,
-        stunUrls: options.stunUrls,
-        turnUrls: options.turnUrls,
-        ...(options.turnSecret === undefined ? {} : { turnSecret: options.turnSecret }),
-        turnTtlS: options.turnTtlS
+        admission,
+        ice: {
+          stunUrls: options.stunUrls,
+          turnUrls: options.turnUrls,
+          ...(options.turnSecret === undefined ? {} : { turnSecret: options.turnSecret }),
+          turnTtlS: options.turnTtlS
+        }
       })
     }
   })

@@ -1,19 +1,22 @@
-import type { FastifyInstance } from 'fastify'
-import type { SocketRouteBase } from '../lib/ws/options.js'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Admission } from '../lib/admission/admission.js'
 import type { RoomRegistry } from '../lib/rooms/registry.js'
 import { isPromise } from '../lib/rooms/types.js'
 import { TokenBucket } from '../lib/limits/token-bucket.js'
-import type { RoomAccess } from '../lib/ws/access.js'
 import type { OpHandler, SocketConnection } from '../lib/ws/connection.js'
+import { admitJoin } from '../lib/ws/join.js'
 import { ServerFrames, type Ref } from '../lib/ws/protocol.js'
 import { RtcRooms, type SignalOutcome } from '../lib/rtc/peers.js'
 import { RtcFrames, RtcJoinFrame, RtcLeaveFrame, signalFrameSchema, type SignalFrame } from '../lib/rtc/signal.js'
-import { admitJoin, socketRoute, type SocketRoute } from './ws-connection.js'
+import { socketRoute } from '../plugins/shared/socket.js'
+import type { SocketLimits } from '../plugins/shared/options.js'
 
-export interface RtcRoutesOptions extends SocketRouteBase {
+export interface RtcRoutesOptions {
   path: string
   registry: RoomRegistry
-  access: RoomAccess
+  admission: Admission<FastifyRequest>
+  limits: SocketLimits
+  closeTimeoutMs: number
   /** rtc peers per room */
   roomCapacity: number
   /** signals per second per connection, sustained, and in a burst */
@@ -23,17 +26,15 @@ export interface RtcRoutesOptions extends SocketRouteBase {
   maxSignalBytes: number
   /** how long a join waits for the peers of other instances to answer */
   discoveryTimeoutMs: number
-  /** receives the route and the peer bookkeeping once they exist (tests, metrics) */
-  onRoute?: (route: SocketRoute, peers: RtcRooms) => void
 }
 
 /**
- * `/rtc` (CONTRACT section 6): join (with the peer id and the other peers), leave, signal. The upgrade gate, auth,
- * ping, ordering and limits are the ws gateway's (routes/ws-connection.ts); who is in which room and the relay of
- * signals, across instances too, is lib/rtc/peers.ts.
+ * `/rtc` (docs/protocol.md): join (with the peer id and the other peers), leave, signal. The upgrade's admission,
+ * auth, ping, ordering and limits are the socket machinery's (plugins/shared/socket.ts); who is in which room and the
+ * relay of signals, across instances too, is lib/rtc/peers.ts.
  */
 export async function rtcRoutes (scope: FastifyInstance, options: RtcRoutesOptions) {
-  const { registry, access, limits } = options
+  const { registry, admission, limits } = options
   const peers = new RtcRooms({
     registry,
     capacity: options.roomCapacity,
@@ -51,7 +52,7 @@ export async function rtcRoutes (scope: FastifyInstance, options: RtcRoutesOptio
         conn.send(RtcFrames.joined(room, conn.id, peers.peersOf(room, conn.id), ref))
         return
       }
-      if (!await admitJoin(conn, room, ref, { access, maxRooms: limits.maxRoomsPerConnection, log: scope.log })) return
+      if (!await admitJoin(conn, room, ref, { admission, maxRooms: limits.maxRoomsPerConnection, log: scope.log })) return
       const entered = await peers.enter(conn, room)
       if (!entered.ok) {
         if (entered.code !== 'GONE') conn.fail(entered.code, entered.message, ref)
@@ -98,19 +99,19 @@ export async function rtcRoutes (scope: FastifyInstance, options: RtcRoutesOptio
     }
   }
 
-  const route = socketRoute(scope, {
+  socketRoute(scope, {
     path: options.path,
     transport: 'rtc',
     registry,
-    ...(options.authenticate === undefined ? {} : { authenticate: options.authenticate }),
-    allowedOrigins: options.allowedOrigins,
+    admission,
     limits,
     closeTimeoutMs: options.closeTimeoutMs,
     ops: { join, leave, signal },
     // the connection has left its rooms (leave, close, a dead peer found by the ping, 1013): tell the others
-    onEnd: (conn) => { peers.leaveAll(conn.id) }
+    onEnd: (conn) => { peers.leaveAll(conn.id) },
+    // a room a refreshed token no longer allows is left like a `leave`
+    onRevoked: (conn, room) => { peers.leave(conn.id, room) }
   })
-  options.onRoute?.(route, peers)
 }
 
 function report (conn: SocketConnection, outcome: SignalOutcome, room: string, to: string, ref: Ref | undefined): void {

@@ -1,27 +1,20 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { OutgoingHttpHeaders } from 'node:http'
 import { GatewayErrors } from '../lib/errors.js'
-import { AuthError } from '../lib/auth/jwt.js'
-import { extractToken } from '../lib/auth/token.js'
-import type { OriginPolicy } from '../lib/auth/origin.js'
-import type { AuthorizeRoom } from '../lib/auth/policy.js'
-import type { Authenticate, GatewayUser } from '../lib/auth/user.js'
-import type { IpCounter } from '../lib/limits/ip-counter.js'
+import type { Admission } from '../lib/admission/admission.js'
 import { isRoomName } from '../lib/rooms/names.js'
 import type { RoomRegistry } from '../lib/rooms/registry.js'
 import type { SseHub } from '../lib/sse/hub.js'
 import { EVENT_STREAM_HEADERS, startEventStream } from '../lib/sse/http.js'
 import { SseStream, type SseCloseReason } from '../lib/sse/stream.js'
+import { expiresAt } from '../lib/expiry.js'
+import { addressOf, admitRequest, corsHeaders, refuseOrigin } from '../plugins/shared/admission.js'
 
 export interface SseRouteOptions {
   path: string
   registry: RoomRegistry
   hub: SseHub
-  authenticate: Authenticate | undefined
-  authorizeJoin: AuthorizeRoom
-  origins: OriginPolicy
-  ipCounter: IpCounter
-  maxConnectionsPerIp: number
+  admission: Admission<FastifyRequest>
   maxRoomsPerStream: number
   retryMs: number
   sendBufferBytes: number
@@ -33,17 +26,16 @@ const PREFLIGHT_MAX_AGE_S = '600'
 
 /**
  * `GET <path>?room=a&room=b[&token=..][&lastEventId=..]` opens a stream; `OPTIONS <path>` answers CORS preflights.
- * Every refusal comes before the stream starts, as a JSON error: 403 for an Origin outside `allowedOrigins`,
- * 429 past the per-address limit, 401 for a token `authenticate` refuses, 400 for a missing or invalid room or too
- * many, 403 for a room `authorizeJoin` refuses.
+ * Every refusal comes before the stream starts, as a JSON error: the admission check first (403 for an Origin outside
+ * `allowedOrigins`, 429 past the per-address limit, 401 for a token `authenticate` refuses), then 400 for a missing
+ * or invalid room or too many, 403 for a room the join rule refuses.
  */
 export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions) {
-  const { registry, hub, origins, ipCounter } = options
+  const { registry, hub, admission } = options
 
   app.options(options.path, async function ssePreflight (request, reply) {
-    const origin = request.headers.origin
-    const cors = corsHeaders(origins, origin, request.headers.host)
-    if (origin === undefined || cors === null) throw new GatewayErrors.SSE_ORIGIN_FORBIDDEN(JSON.stringify(origin ?? null))
+    const cors = corsHeaders(admission, request)
+    if (request.headers.origin === undefined || cors === null) refuseOrigin('sse', request)
     return reply.code(204).headers({
       ...cors,
       'access-control-allow-methods': 'GET, OPTIONS',
@@ -55,24 +47,22 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
 
   // no automatic HEAD route: a HEAD answer has no body, and this handler starts one
   app.get(options.path, { exposeHeadRoute: false }, async function sseStream (request, reply) {
-    const origin = request.headers.origin
-    const cors = corsHeaders(origins, origin, request.headers.host)
-    if (cors === null) throw new GatewayErrors.SSE_ORIGIN_FORBIDDEN(JSON.stringify(origin))
-    // refusals below carry the CORS headers too, so a page's script can read why
-    reply.headers(cors)
-
-    const ip = request.ip
-    if (ipCounter.count(ip) >= options.maxConnectionsPerIp) {
-      throw new GatewayErrors.SSE_TOO_MANY_CONNECTIONS(options.maxConnectionsPerIp)
-    }
+    // refusals carry the CORS headers too, so a page's script can read why
+    const cors = corsHeaders(admission, request)
+    if (cors !== null) reply.headers(cors)
+    const user = await admitRequest(admission, 'sse', request, reply)
     const query = (request.query ?? {}) as Record<string, unknown>
-    const user = await authenticate(options.authenticate, request, reply, query)
     const rooms = parseRooms(query.room, options.maxRoomsPerStream)
     for (const room of rooms) {
-      if (!await options.authorizeJoin(user, room)) throw new GatewayErrors.SSE_ROOM_FORBIDDEN(JSON.stringify(room))
+      const refused = await admission.join(user, room)
+      if (refused !== null) {
+        if (refused.kind === 'forbidden' && refused.err !== undefined) request.log.error({ err: refused.err, room }, 'authorizeJoin failed')
+        throw new GatewayErrors.SSE_ROOM_FORBIDDEN(JSON.stringify(room))
+      }
     }
     const lastEventId = resumePoint(request)
-    if (!ipCounter.acquire(ip)) throw new GatewayErrors.SSE_TOO_MANY_CONNECTIONS(options.maxConnectionsPerIp)
+    const ip = addressOf(request)
+    if (!admission.acquire(ip)) throw new GatewayErrors.SSE_TOO_MANY_CONNECTIONS(admission.maxConnectionsPerIp)
 
     reply.hijack()
     const headers = { ...reply.getHeaders(), ...EVENT_STREAM_HEADERS, ...cors } as OutgoingHttpHeaders
@@ -81,13 +71,13 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
       response = startEventStream(reply.raw, headers)
     } catch (err) {
       // e.g. an invalid header value a host hook set: no stream, no slot held
-      ipCounter.release(ip)
+      admission.release(ip)
       reply.raw.destroy()
       throw err
     }
     if (response === null) {
       // the client left while it was being authenticated
-      ipCounter.release(ip)
+      admission.release(ip)
       return
     }
     const opened = Date.now()
@@ -101,9 +91,11 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
       sendBufferBytes: options.sendBufferBytes,
       retryMs: options.retryMs,
       end: response.end,
+      // the stream ends when its token expires (docs/protocol.md, "Extensions")
+      expiresAt: expiresAt(user),
       onClose: (reason: SseCloseReason, err?: unknown) => {
         hub.delete(stream)
-        ipCounter.release(ip)
+        admission.release(ip)
         const fields = { stream: stream.id, reason, ms: Date.now() - opened }
         if (reason === 'overflow') log.warn({ ...fields, sendBufferBytes: options.sendBufferBytes }, 'sse stream ended: the client does not read fast enough')
         else if (reason === 'error') log.warn({ ...fields, err }, 'sse stream ended: resume failed')
@@ -115,28 +107,6 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
     log.debug({ stream: stream.id, rooms, user: stream.user, resume: lastEventId !== null }, 'sse stream opened')
     await stream.open(lastEventId)
   })
-}
-
-/** CORS response headers for `origin`, `{}` for a request without Origin, null for an Origin that is not allowed. */
-function corsHeaders (origins: OriginPolicy, origin: string | undefined, host: string | undefined): Record<string, string> | null {
-  if (origin === undefined) return {}
-  if (!origins.allowed(origin, host)) return null
-  const value = origins.corsValue(origin, host) as string
-  // a specific echoed origin may send credentials (cookies, EventSource withCredentials); `*` never can
-  return value === '*'
-    ? { 'access-control-allow-origin': '*' }
-    : { 'access-control-allow-origin': value, 'access-control-allow-credentials': 'true', vary: 'Origin' }
-}
-
-async function authenticate (fn: Authenticate | undefined, request: FastifyRequest, reply: FastifyReply, query: Record<string, unknown>): Promise<GatewayUser | null> {
-  if (fn === undefined) return null
-  const token = extractToken(query, request.headers.authorization)
-  try {
-    return await fn(token, request)
-  } catch (err) {
-    reply.header('www-authenticate', 'Bearer')
-    throw new GatewayErrors.SSE_UNAUTHENTICATED(err instanceof AuthError ? err.message : 'authentication failed')
-  }
 }
 
 /** `?room=a&room=b`, distinct, each a valid room name, at most `max`. */

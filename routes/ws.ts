@@ -1,29 +1,28 @@
-import type { FastifyInstance } from 'fastify'
-import type { SocketRouteBase } from '../lib/ws/options.js'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Admission } from '../lib/admission/admission.js'
 import type { RoomRegistry } from '../lib/rooms/registry.js'
-import type { RoomAccess } from '../lib/ws/access.js'
 import type { OpHandler } from '../lib/ws/connection.js'
-import {
-  JoinFrame, LeaveFrame, PublishFrame, ServerFrames
-} from '../lib/ws/protocol.js'
-import { admitJoin, socketRoute, type SocketRoute } from './ws-connection.js'
+import { admitJoin } from '../lib/ws/join.js'
+import { JoinFrame, LeaveFrame, PublishFrame, ServerFrames } from '../lib/ws/protocol.js'
+import { socketRoute } from '../plugins/shared/socket.js'
+import type { SocketLimits } from '../plugins/shared/options.js'
 
-export interface WsRoutesOptions extends SocketRouteBase {
+export interface WsRoutesOptions {
   path: string
   registry: RoomRegistry
-  access: RoomAccess
-  /** receives the route once it exists (open connections, for tests and metrics) */
-  onRoute?: (route: SocketRoute) => void
+  admission: Admission<FastifyRequest>
+  limits: SocketLimits
+  closeTimeoutMs: number
 }
 
-/** `/ws` (CONTRACT section 4): join with resume, leave, publish with ack; auth, ping and the limits are shared. */
+/** `/ws` (docs/protocol.md): join with resume, leave, publish with ack; admission, auth, ping and limits are shared. */
 export async function wsRoutes (scope: FastifyInstance, options: WsRoutesOptions) {
-  const { registry, access, limits } = options
+  const { registry, admission, limits } = options
 
   const join: OpHandler<JoinFrame> = {
     schema: JoinFrame,
     async handle ({ room, since }, conn, ref) {
-      if (!await admitJoin(conn, room, ref, { access, maxRooms: limits.maxRoomsPerConnection, log: scope.log })) return
+      if (!await admitJoin(conn, room, ref, { admission, maxRooms: limits.maxRoomsPerConnection, log: scope.log })) return
       await conn.joinRoom(room, {
         ...(since === undefined ? {} : { since }),
         announce: (recovered) => { conn.send(ServerFrames.joined(room, ref, recovered)) }
@@ -42,13 +41,8 @@ export async function wsRoutes (scope: FastifyInstance, options: WsRoutesOptions
   const publish: OpHandler<PublishFrame> = {
     schema: PublishFrame,
     async handle ({ room, event, data }, conn, ref) {
-      let allowed: boolean
-      try {
-        allowed = await access.canPublish(conn.user, room)
-      } catch (err) {
-        scope.log.error({ err, room, conn: conn.id }, 'authorizePublish failed')
-        allowed = false
-      }
+      const { allowed, err } = await admission.publish(conn.user, room)
+      if (err !== undefined) scope.log.error({ err, room, conn: conn.id }, 'authorizePublish failed')
       if (!allowed) {
         conn.fail('FORBIDDEN', `publishing to room ${room} is not allowed`, ref)
         return
@@ -65,15 +59,13 @@ export async function wsRoutes (scope: FastifyInstance, options: WsRoutesOptions
     }
   }
 
-  const route = socketRoute(scope, {
+  socketRoute(scope, {
     path: options.path,
     transport: 'ws',
     registry,
-    ...(options.authenticate === undefined ? {} : { authenticate: options.authenticate }),
-    allowedOrigins: options.allowedOrigins,
+    admission,
     limits,
     closeTimeoutMs: options.closeTimeoutMs,
     ops: { join, leave, publish }
   })
-  options.onRoute?.(route)
 }

@@ -59,7 +59,7 @@ t.test('each malformed variable is named in one line', async (t) => {
     [{ PORT: 'abc' }, 'PORT: must be a whole number'],
     [{ PORT: '70000' }, 'PORT: must be at most 65535'],
     [{ PORT: '1.5' }, 'PORT: must be a whole number'],
-    [{ GATEWAYS: 'ws,mqtt' }, 'GATEWAYS: unknown gateway "mqtt" (choose from ws,sse,rtc,stripe,sms,external,kafka)'],
+    [{ GATEWAYS: 'ws,amqp' }, 'GATEWAYS: unknown gateway "amqp" (choose from ws,sse,rtc,stripe,sms,sslcommerz,external,kafka,mqtt,nats,redis-streams)'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent'],
     [{ HISTORY_SIZE: '-1' }, 'HISTORY_SIZE: must be at least 0'],
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL: must be a redis:// or rediss:// URL'],

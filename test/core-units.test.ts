@@ -3,8 +3,8 @@ import { compareIds, formatId, newEpoch, parseId } from '../lib/rooms/ids.js'
 import { compileGlobs, isRoomName } from '../lib/rooms/names.js'
 import { createJwtAuthenticator } from '../lib/auth/jwt.js'
 import { createRoomPolicy } from '../lib/auth/policy.js'
-import { createOriginPolicy } from '../lib/auth/origin.js'
-import { extractToken } from '../lib/auth/token.js'
+import { createOriginPolicy } from '../lib/admission/origin.js'
+import { extractToken } from '../lib/admission/token.js'
 import { TokenBucket } from '../lib/limits/token-bucket.js'
 import { IpCounter } from '../lib/limits/ip-counter.js'
 import { redactUrl } from '../lib/log.js'
@@ -77,21 +77,22 @@ t.test('the room policy keeps user rooms private and honours claims and public g
 })
 
 t.test('the origin policy is same-origin by default and * only when listed', async (t) => {
+  const https = (host: string | undefined) => ({ protocol: 'https', host })
   const same = createOriginPolicy([])
-  t.equal(same.allowed(undefined, 'example.com'), true, 'no Origin: not a browser')
-  t.equal(same.allowed('https://example.com', 'example.com'), true)
-  t.equal(same.allowed('https://example.com:8443', 'example.com:8443'), true)
-  t.equal(same.allowed('https://evil.com', 'example.com'), false)
-  t.equal(same.allowed('null', 'example.com'), false)
-  t.equal(same.allowed('https://example.com', undefined), false)
-  t.equal(same.corsValue('https://evil.com', 'example.com'), null)
-  t.equal(same.corsValue(undefined, 'example.com'), null)
+  t.equal(same.allowed(undefined, https('example.com')), true, 'no Origin: not a browser')
+  t.equal(same.allowed('https://example.com', https('example.com')), true)
+  t.equal(same.allowed('https://example.com:8443', https('example.com:8443')), true)
+  t.equal(same.allowed('https://evil.com', https('example.com')), false)
+  t.equal(same.allowed('null', https('example.com')), false)
+  t.equal(same.allowed('https://example.com', https(undefined)), false)
+  t.equal(same.corsValue('https://evil.com', https('example.com')), null)
+  t.equal(same.corsValue(undefined, https('example.com')), null)
   const listed = createOriginPolicy(['https://app.example.com/'])
-  t.equal(listed.allowed('https://APP.example.com', 'api.example.com'), true)
-  t.equal(listed.corsValue('https://app.example.com', 'api.example.com'), 'https://app.example.com')
+  t.equal(listed.allowed('https://APP.example.com', https('api.example.com')), true)
+  t.equal(listed.corsValue('https://app.example.com', https('api.example.com')), 'https://app.example.com')
   const any = createOriginPolicy(['*'])
-  t.equal(any.allowed('https://whatever.io', 'x'), true)
-  t.equal(any.corsValue('https://whatever.io', 'x'), '*')
+  t.equal(any.allowed('https://whatever.io', https('x')), true)
+  t.equal(any.corsValue('https://whatever.io', https('x')), '*')
 })
 
 t.test('tokens come from ?token= first, then a Bearer header', async (t) => {

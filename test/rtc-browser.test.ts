@@ -4,8 +4,10 @@ import type { Browser, Page } from 'playwright-core'
 import { rtcSignalGateway } from '../plugins/rtc-signal.js'
 import { launchChromium } from './helpers/chromium.js'
 
-declare const window: any
-declare const document: any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- values of the browser page (globals, DOM and WebRTC events) this script runs in
+type InPage = any
+declare const window: InPage
+declare const document: InPage
 
 /**
  * Two pages of headless Chromium (two browser contexts: separate profiles, like two people) meet in a room through
@@ -14,12 +16,12 @@ declare const document: any
  * other answers; remote candidates wait until the remote description is set.
  */
 function pageScript ({ url, room, video }: { url: string, room: string, video: boolean }): Promise<string> {
-  const state: any = { peer: null, remote: null, signalsFrom: [], messages: [], frame: null, errors: [] }
+  const state: InPage = { peer: null, remote: null, signalsFrom: [], messages: [], frame: null, errors: [] }
   window.state = state
   return new Promise((resolve, reject) => {
     const ws = new (window.WebSocket)(url)
     const send = (frame: unknown) => { ws.send(JSON.stringify(frame)) }
-    let pc: any = null
+    let pc: InPage = null
     const queued: unknown[] = []
     let chain = Promise.resolve()
 
@@ -27,13 +29,13 @@ function pageScript ({ url, room, video }: { url: string, room: string, video: b
       state.remote = remote
       pc = new window.RTCPeerConnection({ iceServers: [] })
       window.pc = pc
-      pc.onicecandidate = (e: any) => {
+      pc.onicecandidate = (e: InPage) => {
         if (e.candidate !== null) send({ op: 'signal', room, to: remote, data: e.candidate.toJSON() })
       }
-      pc.ondatachannel = (e: any) => {
-        e.channel.onmessage = (m: any) => { state.messages.push(m.data) }
+      pc.ondatachannel = (e: InPage) => {
+        e.channel.onmessage = (m: InPage) => { state.messages.push(m.data) }
       }
-      pc.ontrack = (e: any) => {
+      pc.ontrack = (e: InPage) => {
         const element = document.createElement('video')
         element.muted = true
         element.autoplay = true
@@ -42,7 +44,7 @@ function pageScript ({ url, room, video }: { url: string, room: string, video: b
         document.body.appendChild(element)
         element.play().catch(() => {})
         window.firstFrame = new Promise((resolve) => {
-          element.requestVideoFrameCallback((_now: number, meta: any) => { resolve({ how: 'requestVideoFrameCallback', width: meta.width }) })
+          element.requestVideoFrameCallback((_now: number, meta: InPage) => { resolve({ how: 'requestVideoFrameCallback', width: meta.width }) })
           // belt and braces: the decoder's own count, should the page not composite
           const poll = async () => {
             const stats = await pc.getStats()
@@ -64,7 +66,7 @@ function pageScript ({ url, room, video }: { url: string, room: string, video: b
       while (queued.length > 0) await pc.addIceCandidate(queued.shift())
     }
 
-    const handle = async (frame: any) => {
+    const handle = async (frame: InPage) => {
       if (frame.op === 'hello') {
         send({ op: 'join', room, ref: 'j' })
       } else if (frame.op === 'joined') {
@@ -103,7 +105,7 @@ function pageScript ({ url, room, video }: { url: string, room: string, video: b
       }
     }
     // one frame after the other, so a candidate never overtakes the description it belongs to
-    ws.onmessage = (m: any) => {
+    ws.onmessage = (m: InPage) => {
       const frame = JSON.parse(m.data)
       chain = chain.then(() => handle(frame)).catch((err) => { state.errors.push(String(err)) })
     }

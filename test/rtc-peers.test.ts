@@ -4,6 +4,7 @@ import { MemoryBus } from '../lib/rooms/memory-bus.js'
 import type { Bus, BrokerHandler, ControlHandler, NodeControl } from '../lib/rooms/bus.js'
 import type { MaybePromise, Presence, PublishInput, RoomEvent } from '../lib/rooms/types.js'
 import { RtcRooms, controlRoomOf, type RtcPeerHandle } from '../lib/rtc/peers.js'
+import type { Frame } from './helpers/ws-client.js'
 
 // RtcRooms against a scripted bus: what another instance would do (answer a newcomer, announce peers, relay signals)
 // is played by the test through the bus's sink, and the bus's failures are chosen per test.
@@ -26,7 +27,7 @@ class ScriptedBus {
   /** set by a test to play a bus that tracks instances */
   liveInstances?: () => MaybePromise<ReadonlySet<string> | null>
   instanceTtlMs?: number
-  readonly directs: Array<{ to: string, message: any }> = []
+  readonly directs: Array<{ to: string, message: unknown }> = []
   /** the seams the registry runs on, each going through the scripted fields above */
   readonly adapter: Bus
 
@@ -86,12 +87,12 @@ class ScriptedBus {
 
   /** The control member id the local peer announced with its join. */
   controlOf (peer: string): string {
-    const input = this.appended.find((i) => i.event === 'peer-joined' && (i.data as any).peer === peer)
-    return (input?.data as any).control
+    const input = this.appended.find((i) => i.event === 'peer-joined' && (i.data as { peer?: string }).peer === peer)
+    return (input?.data as { control: string }).control
   }
 }
 
-function handle (id: string): RtcPeerHandle & { sent: any[], open: boolean } {
+function handle (id: string): RtcPeerHandle & { sent: Frame[], open: boolean } {
   return { id, open: true, sent: [], send (frame: object) { this.sent.push(frame); return true } }
 }
 
@@ -327,7 +328,7 @@ async function until (check: () => boolean, what: string, timeoutMs = 5000): Pro
   }
 }
 
-const leftOf = (h: { sent: any[] }, peer: string) => h.sent.filter((f) => f.op === 'peer-left' && f.peer === peer).length
+const leftOf = (h: { sent: Frame[] }, peer: string) => h.sent.filter((f) => f.op === 'peer-left' && f.peer === peer).length
 
 t.test('peers of a crashed instance get one peer-left each, and a newcomer\'s joined leaves them out', async (t) => {
   let live = new Set<string>()

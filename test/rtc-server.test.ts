@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { buildTestApp, signToken, JWT_SECRET } from './helpers/app.js'
-import { openWs, type Frames } from './helpers/ws-client.js'
+import { openWs, type Frames, type Frame } from './helpers/ws-client.js'
 import { startRedis } from './helpers/redis.js'
 import { loadConfig } from '../lib/config.js'
 import { buildApp } from '../server.js'
@@ -28,9 +28,9 @@ async function peer (t: Test, url: string, room = 'public:call') {
   return { frames, id: hello.conn as string, joined }
 }
 
-async function nothingMore (frames: Frames): Promise<any[]> {
+async function nothingMore (frames: Frames): Promise<Frame[]> {
   frames.send({ op: 'ping', ref: 'barrier' })
-  const seen: any[] = []
+  const seen: Frame[] = []
   await frames.until((f) => (f.op === 'pong' && f.ref === 'barrier') || (seen.push(f), false))
   return seen
 }

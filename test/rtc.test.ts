@@ -4,7 +4,7 @@ import { rtcSignalGateway, type RtcSignalGatewayOptions } from '../plugins/rtc-s
 import { wsGateway } from '../plugins/ws.js'
 import { createJwtAuthenticator } from '../lib/auth/jwt.js'
 import { controlRoomOf } from '../lib/rtc/peers.js'
-import { Frames, openWs } from './helpers/ws-client.js'
+import { Frames, openWs, type Frame } from './helpers/ws-client.js'
 import { JWT_SECRET, signToken } from './helpers/app.js'
 import type WebSocket from 'ws'
 
@@ -38,10 +38,10 @@ async function peer (t: Test, url: string, room = 'public:call', options: WebSoc
 }
 
 /** Reads frames up to the pong of a ping sent now: everything that arrived before it, in order. */
-async function drain (frames: Frames): Promise<any[]> {
+async function drain (frames: Frames): Promise<Frame[]> {
   const ref = `barrier-${Math.random()}`
   frames.send({ op: 'ping', ref })
-  const seen: any[] = []
+  const seen: Frame[] = []
   await frames.until((frame) => {
     if (frame.op === 'pong' && frame.ref === ref) return true
     seen.push(frame)

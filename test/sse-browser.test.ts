@@ -6,6 +6,9 @@ import type { SseStream } from '../lib/sse/stream.js'
 import type { PublishResult } from '../lib/rooms/types.js'
 import { launchChromium } from './helpers/chromium.js'
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- values of the browser page (globals, DOM and WebRTC events) this script runs in
+type InPage = any
+
 const WAIT = { timeout: 10_000 }
 
 async function until (what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -38,7 +41,7 @@ t.test('a browser EventSource survives a server-side drop: it reconnects with La
   const page = await browser.newPage()
   await page.goto(`${base}/`)
   await page.evaluate(() => {
-    const w = window as any
+    const w = window as InPage
     w.received = []
     w.opens = 0
     w.errors = 0
@@ -51,10 +54,10 @@ t.test('a browser EventSource survives a server-side drop: it reconnects with La
     source.onerror = () => { w.errors++ }
     w.source = source
   })
-  await page.waitForFunction(() => (window as any).opens === 1, undefined, WAIT)
+  await page.waitForFunction(() => (window as InPage).opens === 1, undefined, WAIT)
   await until('the stream to join', () => app.rooms.size('public:news') === 1)
   const ids = [publish(1), publish(2)]
-  await page.waitForFunction(() => (window as any).received.length === 2, undefined, WAIT)
+  await page.waitForFunction(() => (window as InPage).received.length === 2, undefined, WAIT)
 
   // the server drops the stream; what is published before the browser is back must still reach it, once
   const [stream] = app.rooms.members('public:news') as SseStream[]
@@ -62,13 +65,13 @@ t.test('a browser EventSource survives a server-side drop: it reconnects with La
   ids.push(publish(3), publish(4))
   t.equal(app.rooms.size('public:news'), 0, 'published while the browser had no stream')
 
-  await page.waitForFunction(() => (window as any).opens === 2, undefined, WAIT)
+  await page.waitForFunction(() => (window as InPage).opens === 2, undefined, WAIT)
   await until('the new stream to join', () => app.rooms.size('public:news') === 1)
   ids.push(publish(5))
-  await page.waitForFunction(() => (window as any).received.length >= 5, undefined, WAIT)
+  await page.waitForFunction(() => (window as InPage).received.length >= 5, undefined, WAIT)
 
   const state = await page.evaluate(() => {
-    const w = window as any
+    const w = window as InPage
     return { received: w.received, opens: w.opens, errors: w.errors, readyState: w.source.readyState }
   })
   t.same(state.received.map((r: { n: number }) => r.n), [1, 2, 3, 4, 5], 'every event, in order, none twice')
@@ -76,5 +79,5 @@ t.test('a browser EventSource survives a server-side drop: it reconnects with La
   t.same(resumeHeaders, [null, ids[1]], 'the browser reconnected by itself with Last-Event-ID')
   t.equal(state.errors, 1, 'one drop seen')
   t.equal(state.readyState, 1, 'open again')
-  await page.evaluate(() => { (window as any).source.close() })
+  await page.evaluate(() => { (window as InPage).source.close() })
 })

@@ -10,6 +10,9 @@ import { createJwtAuthenticator } from '../lib/auth/jwt.js'
 import type { HistoryResult, MaybePromise, PublishResult } from '../lib/rooms/types.js'
 import { buildTestApp, JWT_SECRET, logCapture, signToken } from './helpers/app.js'
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON of an event or an answer: each test asserts its shape
+type Json = any
+
 // ---------------------------------------------------------------------------------------------------------------
 // A client that parses the real byte stream (WHATWG event-stream rules for the fields the gateway sends)
 
@@ -28,7 +31,7 @@ interface SseClient {
   raw: () => string
   frames: Frame[]
   /** frames that carry data (events), in order */
-  events: () => Array<{ id?: string, event?: string, data: any }>
+  events: () => Array<{ id?: string, event?: string, data: Json }>
   waitFor: (what: string, predicate: () => boolean, timeoutMs?: number) => Promise<void>
   ended: Promise<void>
   close: () => void
@@ -102,14 +105,14 @@ function openSse (port: number, path: string, headers: Record<string, string> = 
 }
 
 /** A plain HTTP request whose answer is read to the end (errors, preflights). */
-function request (port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number, headers: http.IncomingHttpHeaders, body: any }> {
+function request (port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number, headers: http.IncomingHttpHeaders, body: Json }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (chunk) => { text += chunk })
       res.on('end', () => {
-        let body: any = text
+        let body: Json = text
         try { body = text === '' ? null : JSON.parse(text) } catch {}
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body })
       })
@@ -534,10 +537,10 @@ t.test('a client gone while it was authenticated gets no stream and holds no slo
 t.test('invalid options fail register with a message naming the option', async (t) => {
   const app = Fastify()
   t.after(() => app.close())
-  await t.rejects(async () => { await app.register(sseGateway, { heartbeatMs: 'soon' } as any) }, /fastify-gateways\/sse: heartbeatMs/)
+  await t.rejects(async () => { await app.register(sseGateway, { heartbeatMs: 'soon' } as never) }, /fastify-gateways\/sse: heartbeatMs/)
   const app2 = Fastify()
   t.after(() => app2.close())
-  await t.rejects(async () => { await app2.register(sseGateway, { retry: 10 } as any) }, /unknown option "retry"/)
+  await t.rejects(async () => { await app2.register(sseGateway, { retry: 10 } as never) }, /unknown option "retry"/)
 })
 
 t.test('the path is an option', async (t) => {

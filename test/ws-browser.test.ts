@@ -5,7 +5,9 @@ import { createJwtAuthenticator } from '../lib/auth/jwt.js'
 import { launchChromium } from './helpers/chromium.js'
 import { JWT_SECRET, signToken } from './helpers/app.js'
 
-declare const window: any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- values of the browser page (globals, DOM and WebRTC events) this script runs in
+type InPage = any
+declare const window: InPage
 
 t.test('a page in headless Chromium opens /ws with a token, joins its user room and receives a published event', async (t) => {
   const browser = await launchChromium(t as unknown as Parameters<typeof launchChromium>[0])
@@ -34,9 +36,9 @@ t.test('a page in headless Chromium opens /ws with a token, joins its user room 
     }
   }, { url: `ws://127.0.0.1:${port}/ws?token=${encodeURIComponent(token)}` })
 
-  await page.waitForFunction(() => window.frames_.some((f: any) => f.op === 'joined'), undefined, { timeout: 10_000 })
+  await page.waitForFunction(() => window.frames_.some((f: InPage) => f.op === 'joined'), undefined, { timeout: 10_000 })
   const { id } = await app.rooms.publish('user:42', 'notification', { title: 'New Message!' })
-  await page.waitForFunction(() => window.frames_.some((f: any) => f.op === 'event'), undefined, { timeout: 10_000 })
+  await page.waitForFunction(() => window.frames_.some((f: InPage) => f.op === 'event'), undefined, { timeout: 10_000 })
   const frames = await page.evaluate(() => window.frames_)
   t.match(frames[0], { op: 'hello', user: '42' })
   t.same(frames[1], { op: 'joined', room: 'user:42', ref: 'j' })

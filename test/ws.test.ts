@@ -402,7 +402,9 @@ t.test('a disallowed Origin is refused with 403 before the upgrade; no Origin an
   const app = await build(t, { allowedOrigins: ['https://app.example'] })
   await t.rejects(connect(t, app, '/ws', { headers: { origin: 'https://evil.example', host: 'api.example' } }), /403/)
   await connected(t, app, '/ws', { headers: { origin: 'https://app.example', host: 'api.example' } })
-  await connected(t, app, '/ws', { headers: { origin: 'https://api.example', host: 'api.example' } })
+  // same origin is scheme, host and port: this request came over plain http
+  await connected(t, app, '/ws', { headers: { origin: 'http://api.example', host: 'api.example' } })
+  await t.rejects(connect(t, app, '/ws', { headers: { origin: 'https://api.example', host: 'api.example' } }), /403/, 'another scheme is another origin')
   await connected(t, app, '/ws', { headers: { host: 'api.example' } })
 })
 

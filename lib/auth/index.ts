@@ -1,6 +1,3 @@
 export type { GatewayUser, Authenticate } from './user.js'
-export { userRoomGlobs } from './user.js'
-export { createJwtAuthenticator, AuthError } from './jwt.js'
-export { createRoomPolicy, type RoomPolicy, type RoomPolicyOptions, type AuthorizeRoom } from './policy.js'
-export { createOriginPolicy, type OriginPolicy } from './origin.js'
-export { extractToken } from './token.js'
+export { createJwtAuthenticator, AuthError, MIN_JWT_SECRET_BYTES, type JwtAuthenticatorOptions } from './jwt.js'
+export { createRoomPolicy, isUserRoom, isOwnUserRoom, type RoomPolicy, type RoomPolicyOptions, type AuthorizeRoom } from './policy.js'

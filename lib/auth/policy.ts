@@ -1,29 +1,31 @@
 import { compileGlobs } from '../rooms/names.js'
 import { userRoomGlobs, type GatewayUser } from './user.js'
 
+/** A join or publish rule: may `user` (null: anonymous) use `room`? */
 export type AuthorizeRoom = (user: GatewayUser | null, room: string) => boolean | Promise<boolean>
 
 export interface RoomPolicyOptions {
-  /** globs anyone may join, anonymous included (`PUBLIC_ROOMS`) */
+  /** globs anyone may join, anonymous included (`PUBLIC_ROOMS`); default `public:*` */
   publicRooms?: readonly string[]
-  /** globs clients may publish to (`CLIENT_PUBLISH_ROOMS`); publishing also needs the right to join */
+  /** globs clients may publish to (`CLIENT_PUBLISH_ROOMS`); publishing also needs the right to join; default none */
   clientPublishRooms?: readonly string[]
 }
 
 export interface RoomPolicy {
-  canJoin: AuthorizeRoom
-  canPublish: AuthorizeRoom
+  canJoin (user: GatewayUser | null, room: string): boolean
+  canPublish (user: GatewayUser | null, room: string): boolean
 }
 
 /**
- * The default room rules shared by ws, sse and rtc: `user:<id>` belongs to that user alone, whatever any glob says;
+ * The built-in room rules shared by ws, sse and rtc: `user:<id>` belongs to that user alone, whatever any glob says;
  * then the token's `rooms` claim, then the public globs. Publishing needs the right to join and a publish glob.
+ * A host composes its own rule with it: `authorizeJoin: (user, room) => policy.canJoin(user, room) || mine(user, room)`.
  */
 export function createRoomPolicy (options: RoomPolicyOptions = {}): RoomPolicy {
   const publicRooms = compileGlobs(options.publicRooms ?? ['public:*'])
   const publishRooms = compileGlobs(options.clientPublishRooms ?? [])
   const canJoin = (user: GatewayUser | null, room: string): boolean => {
-    if (room.startsWith('user:')) return user !== null && room === `user:${user.id}`
+    if (isUserRoom(room)) return isOwnUserRoom(user, room)
     if (user !== null && userRoomGlobs(user).matches(room)) return true
     return publicRooms.matches(room)
   }
@@ -33,15 +35,12 @@ export function createRoomPolicy (options: RoomPolicyOptions = {}): RoomPolicy {
   }
 }
 
-/** True when `room` is a private `user:<id>` room that `user` does not own. */
-export function isOthersUserRoom (user: GatewayUser | null, room: string): boolean {
-  return room.startsWith('user:') && (user === null || room !== `user:${user.id}`)
+/** A private `user:<id>` room. */
+export function isUserRoom (room: string): boolean {
+  return room.startsWith('user:')
 }
 
-/**
- * A host's join rule with the protocol's privacy rule on top: `user:<id>` is only ever joinable by the user whose id
- * it is, whatever the host's rule says. Every transport (ws, sse, rtc) joins through this.
- */
-export function withUserRoomPrivacy (authorizeJoin: AuthorizeRoom): (user: GatewayUser | null, room: string) => Promise<boolean> {
-  return async (user, room) => !isOthersUserRoom(user, room) && (await authorizeJoin(user, room)) === true
+/** True when `room` is `user:<id>` of this very user. */
+export function isOwnUserRoom (user: GatewayUser | null, room: string): boolean {
+  return user !== null && room === `user:${user.id}`
 }

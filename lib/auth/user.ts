@@ -11,9 +11,10 @@ export interface GatewayUser {
 /**
  * Verifies a credential (a JWT from `?token=`, `Authorization: Bearer` or an `auth` frame) and returns the user, or
  * null when `token` is null and anonymous access is fine. Throwing (or rejecting) means "refuse": 401 before an
- * upgrade or a stream, `UNAUTHENTICATED` and close 1008 after one.
+ * upgrade or a stream, `UNAUTHENTICATED` and close 1008 after one. A token answered with null is refused too.
+ * `Request` is the framework's request the credential came with (the gateways pass a `FastifyRequest`).
  */
-export type Authenticate = (token: string | null, request: unknown) => GatewayUser | null | Promise<GatewayUser | null>
+export type Authenticate<Request = unknown> = (token: string | null, request: Request) => GatewayUser | null | Promise<GatewayUser | null>
 
 const claimGlobs = new WeakMap<GatewayUser, RoomGlobs>()
 

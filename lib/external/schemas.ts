@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { ROOM_NAME_PATTERN, ROOM_NAME_RULE } from '../rooms/names.js'
 import { EVENT_NAME_PATTERN } from '../rooms/event.js'
+import { isTooDeep, tooDeepMessage } from '../json.js'
 
 /** The request and answer shapes of the external API; validation and the OpenAPI document both come from these. */
 export const RoomName = z.string().regex(ROOM_NAME_PATTERN, `must be ${ROOM_NAME_RULE}`)
@@ -9,7 +10,10 @@ export const RoomName = z.string().regex(ROOM_NAME_PATTERN, `must be ${ROOM_NAME
 export const PublishBody = z.strictObject({
   event: z.string().regex(EVENT_NAME_PATTERN, 'must be 1 to 128 characters without whitespace or control characters')
     .describe('the event name members receive'),
-  data: z.unknown().optional().describe('any JSON value; null when absent')
+  data: z.unknown().optional()
+    // deep nesting would overflow the stack in what follows (fingerprint, publish): lib/json.ts
+    .refine((data) => !isTooDeep(data), { error: tooDeepMessage() })
+    .describe('any JSON value; null when absent')
 }).describe('an event to publish to the room')
 
 export const PublishAnswer = z.object({

@@ -3,6 +3,7 @@ import { encodeFor, isPromise, type HistoryResult, type MaybePromise, type Membe
 import { encodeGap, encodeRetry, PING, sseEncoder } from './encoder.js'
 import { planReplay } from './replay.js'
 import { SseWriter, type SseTarget } from './writer.js'
+import { expiryWheel, type Expiring } from '../expiry.js'
 
 /** The registry calls an SSE stream needs (RoomRegistry fits). */
 export interface SseRegistry {
@@ -13,8 +14,14 @@ export interface SseRegistry {
   position (room: string): MaybePromise<StreamPosition>
 }
 
-/** Why a stream ended: the client went away, it could not keep up, the server shuts down, or resume failed. */
-export type SseCloseReason = 'client' | 'overflow' | 'shutdown' | 'error'
+/**
+ * Why a stream ended: the client went away, it could not keep up, the server shuts down, resume failed, or the
+ * stream's token expired.
+ */
+export type SseCloseReason = 'client' | 'overflow' | 'shutdown' | 'error' | 'expired'
+
+/** The last event of a stream whose token expired (docs/protocol.md, "Extensions"), before the response ends. */
+export const EXPIRED_EVENT = Buffer.from('event: expired\ndata: {"code":"UNAUTHENTICATED","message":"token expired"}\n\n')
 
 export interface SseStreamOptions {
   id: string
@@ -30,6 +37,8 @@ export interface SseStreamOptions {
   end: (how: 'end' | 'destroy') => void
   /** told once, after the stream left its rooms */
   onClose?: (reason: SseCloseReason, err?: unknown) => void
+  /** when the stream's token expires (ms since the epoch): it gets `event: expired` and ends then; null/absent: never */
+  expiresAt?: number | null
 }
 
 const OPENING = 0
@@ -67,6 +76,7 @@ export class SseStream implements Member<Buffer> {
   private readonly writer: SseWriter
   private readonly registry: SseRegistry
   private readonly options: SseStreamOptions
+  private expiring: Expiring | null = null
 
   constructor (options: SseStreamOptions) {
     this.id = options.id
@@ -95,6 +105,11 @@ export class SseStream implements Member<Buffer> {
    * history read ends the stream with reason `error`.
    */
   open (lastEventId: string | null): MaybePromise<void> {
+    const expiry = this.options.expiresAt
+    if (expiry !== undefined && expiry !== null) {
+      this.expiring = { due: (now) => this.expiryDue(now, expiry) }
+      expiryWheel.schedule(this.expiring, expiry)
+    }
     for (const room of this.rooms) this.registry.join(room, this)
     const sinces = lastEventId === null ? null : parseStreamId(lastEventId, this.rooms.length)
     let starts: Array<MaybePromise<StreamPosition>>
@@ -156,6 +171,7 @@ export class SseStream implements Member<Buffer> {
     if (this.state === CLOSED) return
     this.state = CLOSED
     this.registry.leaveAll(this)
+    if (this.expiring !== null) expiryWheel.cancel(this.expiring)
     const blocked = this.writer.blocked
     this.writer.close()
     this.pending = []
@@ -168,6 +184,14 @@ export class SseStream implements Member<Buffer> {
     this.epochs[i] = position.epoch
     this.offsets[i] = position.offset
     this.positions[i] = position.id ?? formatId(position.epoch, position.offset)
+  }
+
+  private expiryDue (now: number, expiry: number): number | null {
+    if (this.state === CLOSED) return null
+    if (now < expiry) return expiry
+    this.writer.write(EXPIRED_EVENT, true)
+    this.close('expired')
+    return null
   }
 
   private goLive (sinces: Array<string | null> | null, histories: readonly HistoryResult[], positions: readonly StreamPosition[] | null): void {

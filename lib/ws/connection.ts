@@ -5,10 +5,17 @@ import type { GatewayUser } from '../auth/user.js'
 import type { RoomRegistry } from '../rooms/registry.js'
 import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/types.js'
 import { TokenBucket } from '../limits/token-bucket.js'
+import type { AddressRates } from './rates.js'
+import { MAX_JSON_DEPTH, isTooDeep, tooDeepMessage } from '../json.js'
+import { expiresAt, expiryWheel, refreshAt, type Expiring } from '../expiry.js'
 import { wsEventEncoder, type WireFrame } from './frame.js'
+import { formatIssues } from '../options.js'
 import {
-  AuthFrame, PingFrame, ServerFrames, describeIssues, readEnvelope, type ErrorCode, type Ref
+  AuthFrame, PingFrame, ServerFrames, opSchema, readEnvelope, type ErrorCode, type Ref
 } from './protocol.js'
+
+/** `{"op":"refresh","token"}`: a new token for the same user before the current one expires (docs/protocol.md) */
+const RefreshFrame = opSchema('refresh', { token: AuthFrame.shape.token })
 
 /**
  * One client connection of a socket gateway (ws, rtc): the mechanics every such gateway shares, free of Fastify.
@@ -33,6 +40,10 @@ export interface ConnectionLimits {
   rateBurst: number
   /** bytes a connection may have waiting to be sent before it is closed with 1013 */
   sendBufferBytes: number
+  /** inbound bytes per second a connection may send, sustained (every frame counts); absent: no byte limit */
+  bytesPerSec?: number
+  /** inbound bytes a connection may send in a burst; at least `maxPayload` (one largest frame always fits) */
+  bytesBurst?: number
 }
 
 /** The part of a pino logger this module uses. */
@@ -48,7 +59,7 @@ export interface ConnectionLog {
  * the frame's `ref`; returning a promise holds the connection's later frames until it settles. A handler answers
  * with `conn.send(...)`/`conn.fail(...)`; an exception it does not catch closes the connection with 1011.
  */
-export interface OpHandler<F = any> {
+export interface OpHandler<F = unknown> {
   schema: z.ZodType<F>
   handle (frame: F, conn: SocketConnection, ref: Ref | undefined): void | Promise<void>
 }
@@ -70,6 +81,15 @@ export interface SocketConnectionOptions {
   onDirect?: (conn: SocketConnection, message: unknown) => void
   /** called once when the connection stops being a member (close started or socket gone), with the rooms it left */
   onEnd?: (conn: SocketConnection, rooms: string[]) => void
+  /**
+   * the join rule, asked again for every room when a `refresh` changes the user's token: rooms the new token does not
+   * allow are left (`left` frame); absent: a refresh keeps every room
+   */
+  authorizeJoin?: (user: GatewayUser | null, room: string) => boolean | Promise<boolean>
+  /** told about a room the connection left because a refreshed token no longer allows it (rtc tells the peers) */
+  onRevoked?: (conn: SocketConnection, room: string) => void
+  /** the client's address and the byte budgets shared by its connections (`AddressRates.acquire`/`release`) */
+  address?: { key: string, rates: AddressRates }
   log: ConnectionLog
 }
 
@@ -88,6 +108,8 @@ export class SocketConnection {
   private readonly joined = new Set<string>()
   private readonly bucket: TokenBucket
   private readonly strikes: TokenBucket
+  private readonly bytes: TokenBucket | null
+  private readonly addressBytes: TokenBucket | null
   private readonly ops: Map<string, OpHandler>
   private readonly pending: Array<Buffer | null> = []
   private readonly raw: { write (chunk: Buffer): boolean } | null
@@ -95,6 +117,10 @@ export class SocketConnection {
   private busy = false
   private handled = 0
   private ended = false
+  /** when the user's token expires (ms), and whether the client was asked to refresh it */
+  private expiry: number | null = null
+  private refreshAsked = false
+  private expiring: Expiring | null = null
 
   constructor (readonly socket: WebSocket, private readonly options: SocketConnectionOptions) {
     this.id = options.id
@@ -103,6 +129,9 @@ export class SocketConnection {
     this.bucket = new TokenBucket(ratePerSec, rateBurst)
     // refused frames draw on a second, slower bucket: when that one is empty too, the abuse is sustained
     this.strikes = new TokenBucket(Math.max(ratePerSec / 10, 0.1), rateBurst)
+    const { bytesPerSec, bytesBurst, maxPayload } = options.limits
+    this.bytes = bytesPerSec === undefined ? null : new TokenBucket(bytesPerSec, Math.max(bytesBurst ?? 0, maxPayload))
+    this.addressBytes = options.address?.rates.acquire(options.address.key) ?? null
     this.ops = new Map(Object.entries({ ping: pingOp, ...options.ops }))
     // Frame-once needs the raw stream under ws and a socket without per-message compression.
     const rawSocket = (socket as unknown as { _socket?: { write?: unknown } })._socket
@@ -133,6 +162,7 @@ export class SocketConnection {
   /** Sends `hello`; call once, right after the upgrade. */
   start (): void {
     this.send(ServerFrames.hello(this.id, this.currentUser?.id ?? null))
+    this.trackExpiry()
   }
 
   /** Takes one inbound frame from the socket's `message` event. */
@@ -145,9 +175,17 @@ export class SocketConnection {
       this.close(1009, 'frame too large')
       return
     }
-    if (!this.bucket.take()) {
+    const limited = !this.bucket.take()
+      ? `at most ${this.options.limits.ratePerSec} frames per second`
+      // bytes: the connection's own budget, then its address's (shared by all its connections)
+      : this.bytes !== null && !this.bytes.take(bytes.length)
+        ? `at most ${this.options.limits.bytesPerSec as number} bytes per second`
+        : this.addressBytes !== null && !this.addressBytes.take(bytes.length)
+          ? 'too many bytes per second from this address'
+          : null
+    if (limited !== null) {
       const ref = isBinary ? undefined : readEnvelope(bytes.toString('utf8')).ref
-      this.fail('RATE_LIMITED', `at most ${this.options.limits.ratePerSec} frames per second`, ref)
+      this.fail('RATE_LIMITED', limited, ref)
       if (!this.strikes.take()) this.close(1008, 'rate limit exceeded')
       return
     }
@@ -270,9 +308,11 @@ export class SocketConnection {
     this.ended = true
     this.pending.length = 0
     this.resuming = null
+    if (this.expiring !== null) expiryWheel.cancel(this.expiring)
     const rooms = [...this.joined]
     this.joined.clear()
     this.options.registry.leaveAll(this.member)
+    if (this.options.address !== undefined) this.options.address.rates.release(this.options.address.key)
     try {
       this.options.onEnd?.(this, rooms)
     } catch (err) {
@@ -340,20 +380,24 @@ export class SocketConnection {
   private handle (data: Buffer | null): void | Promise<void> {
     const first = this.handled++ === 0
     if (data === null) return this.fail('BAD_MESSAGE', 'binary frames are not accepted: send JSON text')
-    const envelope = readEnvelope(data.toString('utf8'))
+    const text = data.toString('utf8')
+    const envelope = readEnvelope(text)
     if (!envelope.ok) return this.fail('BAD_MESSAGE', envelope.message, envelope.ref)
     const { op, ref } = envelope
+    // what follows (validation, JSON.stringify at publish, a signal's size check) recurses: refuse deep nesting first
+    if (isTooDeep(envelope.value, MAX_JSON_DEPTH, text.length)) return this.fail('BAD_MESSAGE', tooDeepMessage(), ref)
     if (op === 'auth') return this.auth(envelope.value, ref, first)
+    if (op === 'refresh' && !this.ops.has('refresh')) return this.refresh(envelope.value, ref)
     const handler = this.ops.get(op)
     if (handler === undefined) return this.fail('BAD_MESSAGE', `unknown op ${JSON.stringify(op.slice(0, 64))}`, ref)
     const parsed = handler.schema.safeParse(envelope.value)
-    if (!parsed.success) return this.fail('BAD_MESSAGE', describeIssues(parsed.error), ref)
+    if (!parsed.success) return this.fail('BAD_MESSAGE', formatIssues(parsed.error.issues, { first: true }), ref)
     return handler.handle(parsed.data, this, ref)
   }
 
   private auth (value: Record<string, unknown>, ref: Ref | undefined, first: boolean): void | Promise<void> {
     const parsed = AuthFrame.safeParse(value)
-    if (!parsed.success) return this.fail('BAD_MESSAGE', describeIssues(parsed.error), ref)
+    if (!parsed.success) return this.fail('BAD_MESSAGE', formatIssues(parsed.error.issues, { first: true }), ref)
     if (this.currentUser !== null) return this.fail('BAD_MESSAGE', 'already authenticated', ref)
     if (!first) return this.fail('BAD_MESSAGE', 'auth must be the first frame', ref)
     const authenticate = this.options.authenticate
@@ -370,6 +414,7 @@ export class SocketConnection {
       }
       this.currentUser = user
       this.send(ServerFrames.hello(this.id, user.id, ref))
+      this.trackExpiry()
     }
     const refused = (err: unknown) => {
       this.options.log.info({ conn: this.id, reason: (err as Error)?.message }, 'auth frame refused')
@@ -383,6 +428,89 @@ export class SocketConnection {
     }
     if (isPromise(result)) return result.then(settle, refused)
     settle(result)
+  }
+
+  /**
+   * `refresh`: the token of the same user, renewed. The expiry follows the new token; rooms the new token no longer
+   * allows are left with a `left` frame; the answer is `refreshed` with the new `exp`. A token that fails, or that
+   * names another user, is refused like a bad `auth` (UNAUTHENTICATED, close 1008).
+   */
+  private refresh (value: Record<string, unknown>, ref: Ref | undefined): void | Promise<void> {
+    const parsed = RefreshFrame.safeParse(value)
+    if (!parsed.success) return this.fail('BAD_MESSAGE', formatIssues(parsed.error.issues, { first: true }), ref)
+    const authenticate = this.options.authenticate
+    const current = this.currentUser
+    if (authenticate === undefined || current === null) {
+      return this.fail('BAD_MESSAGE', 'refresh needs an authenticated connection (send auth first)', ref)
+    }
+    const settle = async (user: GatewayUser | null) => {
+      if (this.ended) return
+      if (user === null || user.id !== current.id) {
+        this.refuse(user === null ? 'no user for this token' : 'a refreshed token must be for the same user', ref)
+        return
+      }
+      this.currentUser = user
+      this.trackExpiry()
+      const authorizeJoin = this.options.authorizeJoin
+      if (authorizeJoin !== undefined) {
+        for (const room of [...this.joined]) {
+          let allowed: boolean
+          try {
+            allowed = await authorizeJoin(user, room) === true
+          } catch (err) {
+            this.options.log.error({ err, room, conn: this.id }, 'authorizeJoin failed on refresh: room left')
+            allowed = false
+          }
+          if (!allowed && !this.ended && this.leaveRoom(room)) {
+            this.options.onRevoked?.(this, room)
+            this.send(ServerFrames.left(room))
+          }
+        }
+      }
+      const expiry = this.expiry
+      this.send(ref === undefined
+        ? { op: 'refreshed', exp: expiry === null ? null : expiry / 1000 }
+        : { op: 'refreshed', ref, exp: expiry === null ? null : expiry / 1000 })
+    }
+    const refused = (err: unknown) => {
+      this.options.log.info({ conn: this.id, reason: (err as Error)?.message }, 'refresh refused')
+      this.refuse((err as Error)?.message ?? 'invalid token', ref)
+    }
+    let result: ReturnType<typeof authenticate>
+    try {
+      result = authenticate(parsed.data.token)
+    } catch (err) {
+      return refused(err)
+    }
+    return Promise.resolve(result).then(settle, refused)
+  }
+
+  /** (Re)schedules the token's expiry on the shared wheel: a `refresh` request first, then the end. */
+  private trackExpiry (): void {
+    this.expiry = expiresAt(this.currentUser)
+    this.refreshAsked = false
+    if (this.expiry === null) {
+      if (this.expiring !== null) expiryWheel.cancel(this.expiring)
+      return
+    }
+    this.expiring ??= { due: (now) => this.expiryDue(now) }
+    expiryWheel.schedule(this.expiring, refreshAt(this.expiry, Date.now()))
+  }
+
+  private expiryDue (now: number): number | null {
+    const expiry = this.expiry
+    if (this.ended || expiry === null) return null
+    if (now >= expiry) {
+      this.options.log.info({ conn: this.id, user: this.currentUser?.id }, 'token expired: connection closed with 1008')
+      this.fail('UNAUTHENTICATED', 'token expired')
+      this.close(1008, 'token expired')
+      return null
+    }
+    if (!this.refreshAsked) {
+      this.refreshAsked = true
+      this.send({ op: 'refresh', exp: expiry / 1000 })
+    }
+    return expiry
   }
 
   private refuse (message: string, ref: Ref | undefined): void {

@@ -3,7 +3,7 @@ import { ROOM_NAME_PATTERN, ROOM_NAME_RULE } from '../rooms/names.js'
 import { EVENT_NAME_PATTERN } from '../rooms/event.js'
 
 /**
- * The frames of the `/ws` protocol (CONTRACT section 4), shared by every gateway that speaks it (ws, rtc).
+ * The frames of the `/ws` protocol (docs/protocol.md), shared by every gateway that speaks it (ws, rtc).
  * Inbound frames are validated with these zod schemas; outbound frames are built by the functions below so the key
  * order (`op` first) and the optional fields are the same everywhere.
  */
@@ -60,14 +60,6 @@ export function readEnvelope (text: string): Envelope {
   const ref = parsedRef.success ? parsedRef.data : undefined
   if (typeof object.op !== 'string') return { ok: false, ref, message: 'a frame needs a string "op"' }
   return { ok: true, op: object.op, ref, value: object }
-}
-
-/** One line naming the first problem zod found, for the `message` of a BAD_MESSAGE error. */
-export function describeIssues (error: z.ZodError): string {
-  const issue = error.issues[0]
-  if (issue === undefined) return 'invalid frame'
-  const path = issue.path.join('.')
-  return path === '' ? issue.message : `${path}: ${issue.message}`
 }
 
 function withRef<T extends Record<string, unknown>> (frame: T, ref: Ref | undefined): T & { ref?: Ref } {

@@ -1,12 +1,15 @@
 import WebSocket from 'ws'
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a parsed JSON frame: each test asserts its shape with t.match/t.same
+export type Frame = any
+
 /**
  * The frames a test WebSocket receives, in arrival order, read with a cursor: `next()` is the next frame (waiting for
  * it with a bounded timeout), `until(match)` skips to the first frame that matches. `closed` settles with the close
  * code and reason. Attach it before the socket can receive anything (injectWS: in `onInit`).
  */
 export class Frames {
-  readonly all: any[] = []
+  readonly all: Frame[] = []
   readonly closed: Promise<{ code: number, reason: string }>
   private cursor = 0
   private wake: (() => void) | null = null
@@ -34,12 +37,12 @@ export class Frames {
   }
 
   /** The next frame in arrival order. */
-  async next (timeoutMs = 5000): Promise<any> {
+  async next (timeoutMs = 5000): Promise<Frame> {
     return await this.until(() => true, timeoutMs)
   }
 
   /** The first frame from the cursor on that `match`es (earlier ones are skipped). */
-  async until (match: (frame: any) => boolean, timeoutMs = 5000): Promise<any> {
+  async until (match: (frame: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       while (this.cursor < this.all.length) {
@@ -61,13 +64,13 @@ export class Frames {
   }
 
   /** Sends `frame` and returns the next frame. */
-  async request (frame: unknown, timeoutMs = 5000): Promise<any> {
+  async request (frame: unknown, timeoutMs = 5000): Promise<Frame> {
     this.send(frame)
     return await this.next(timeoutMs)
   }
 
   /** Frames received and not read yet. */
-  get unread (): any[] {
+  get unread (): Frame[] {
     return this.all.slice(this.cursor)
   }
 
