@@ -178,7 +178,7 @@ export interface RedisCluster {
   masters (): Promise<number[]>
   /** the port of the master serving `slot` now */
   masterOf (slot: number): Promise<number>
-  /** resolves once every running node says cluster_state:ok and every slot has a running master */
+  /** resolves once every running node says cluster_state:ok, every replica has synced, and every slot has a running master */
   waitHealthy (timeoutMs?: number): Promise<void>
   /** one command to the node on `port` */
   command (port: number, args: string[]): Promise<string>
@@ -247,6 +247,9 @@ export async function startRedisCluster (t: Pick<Test, 'after'>, options: { cpu?
         if (!node.running) continue
         const info = await rawCommand(node.port, ['CLUSTER', 'INFO']).catch(() => '')
         if (!info.includes('cluster_state:ok')) return false
+        // a replica that has not synced with its master yet could not take over from it
+        const replication = await rawCommand(node.port, ['INFO', 'replication']).catch(() => '')
+        if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false
       }
       const live = (await clusterNodes()).filter((f) => f[2].includes('master') && !f[2].includes('fail') && f.length > 8)
       let slots = 0
