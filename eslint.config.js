@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**', 'public/client.js', 'public/client.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -22,8 +22,6 @@ export default tseslint.config(
       'lib/rooms/types.ts',
       'plugins/external.ts', 'plugins/stripe.ts', 'test/external-hooks.test.ts', 'test/external-lib.test.ts',
       'test/external-server.test.ts', 'test/external.test.ts',
-      'public/client.d.ts', 'test/client-browser.test.ts', 'test/client-demo.test.ts', 'test/client-rtc.test.ts',
-      'test/client-sse.test.ts', 'test/client-ws.test.ts',
       'test/helpers/instance.ts', 'test/helpers/tools.ts'
     ],
     rules: { '@typescript-eslint/no-explicit-any': 'warn' }

@@ -53,7 +53,8 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
     // GET / (the demo page) and the browser client, telling the page which other gateways are on
     const on = (name: GatewayName, path: string) => config.gateways.has(name) ? path : false as const
     await app.register(demoRoutes, {
-      endpoints: { ws: '/ws', sse: on('sse', '/sse'), rtc: on('rtc', '/rtc'), api: on('external', '/api') }
+      endpoints: { ws: '/ws', sse: on('sse', '/sse'), rtc: on('rtc', '/rtc'), api: on('external', '/api') },
+      publishRooms: config.CLIENT_PUBLISH_ROOMS
     })
   },
   sse: async (app, { config, authenticate, policy }) => {
@@ -272,11 +273,24 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     }
     await app.register(healthRoutes, { checks: wiring.checks })
     await app.ready()
+    logClientPublishing(app, config)
   } catch (err) {
     await app.close().catch(() => {})
     throw err
   }
   return app
+}
+
+/** Says at start-up whether browsers may publish over ws, and how to close or widen it. */
+function logClientPublishing (app: FastifyInstance, config: Config): void {
+  const rooms = config.CLIENT_PUBLISH_ROOMS
+  if (!config.gateways.has('ws') && !config.gateways.has('rtc')) return
+  if (rooms.length === 0) {
+    app.log.info('client publishing is closed (CLIENT_PUBLISH_ROOMS is empty): only the server and the external API publish')
+    return
+  }
+  app.log.info({ clientPublishRooms: rooms },
+    'clients may publish over ws to rooms matching CLIENT_PUBLISH_ROOMS (bounded by the history memory budget and per-connection byte rates); set CLIENT_PUBLISH_ROOMS= (empty) to close client publishing')
 }
 
 /** Start-up: config errors are one line on stderr and exit code 1; SIGINT/SIGTERM close gracefully. */

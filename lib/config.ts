@@ -69,7 +69,7 @@ const EnvSchema = z.object({
   ALLOWED_ORIGINS: list.default([]),
   AUTH_JWT_SECRET: z.string().optional(),
   PUBLIC_ROOMS: list.default(['public:*']),
-  CLIENT_PUBLISH_ROOMS: list.default([]),
+  CLIENT_PUBLISH_ROOMS: list.default(['public:demo*']),
   HISTORY_SIZE: int(0, 100_000, 100),
   HISTORY_TTL_MS: int(1000, 30 * 24 * 3600 * 1000, 24 * 3600 * 1000),
   // ---- history memory budget (in-memory bus; docs/scale-out.md has the formula)
@@ -195,12 +195,17 @@ const REQUIRED: Partial<Record<GatewayName, Array<keyof Env>>> = {
   nats: ['NATS_URL']
 }
 
+/** Lists whose empty value is a choice (nothing allowed), not "use the default". */
+const EMPTY_MEANS_NONE = new Set(['PUBLIC_ROOMS', 'CLIENT_PUBLISH_ROOMS'])
+
 export function loadConfig (raw: NodeJS.ProcessEnv | Record<string, string | undefined>) {
   const known = Object.keys(EnvSchema.shape)
   const present: Record<string, string> = {}
   for (const key of known) {
     const value = raw[key]
-    if (value !== undefined && value.trim() !== '') present[key] = value.trim()
+    if (value === undefined) continue
+    // an empty room list set on purpose means "none" (CLIENT_PUBLISH_ROOMS= closes client publishing)
+    if (value.trim() !== '' || EMPTY_MEANS_NONE.has(key)) present[key] = value.trim()
   }
   const parsed = EnvSchema.safeParse(present)
   if (!parsed.success) {

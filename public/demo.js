@@ -1,25 +1,41 @@
 // The live demo page (GET /), built on the browser client. No inline script: the page runs under a strict CSP.
-/* global CSS */
+// What the server tells the page sits in <body data-*>: where each gateway is ('' when off) and the globs of
+// CLIENT_PUBLISH_ROOMS (data-publish). Sections with data-requires="<name>" show only when that gateway is on.
+/* global CSS, sessionStorage, crypto */
 import { connect, subscribe, joinRtc } from './client.js'
 
 const $ = (id) => document.getElementById(id)
 const MAX_ROWS = 100
-const PUBLISH_HINT = 'Browsers may publish only to rooms of CLIENT_PUBLISH_ROOMS (empty by default): start the server with CLIENT_PUBLISH_ROOMS=public:* to publish from this page.'
+const DEMO_ROOM = 'public:demo'
+const PRESENCE_EVERY_MS = 3000
 
-const endpoints = {
-  ws: document.body.dataset.ws ?? '/ws',
-  sse: document.body.dataset.sse ?? '/sse',
-  rtc: document.body.dataset.rtc ?? '/rtc',
-  api: document.body.dataset.api ?? '/api'
-}
+const { publish: publishAttribute, ...endpoints } = document.body.dataset
 // the gateways' paths (or URLs) against this page's origin
 const url = (path) => new URL(path, location.href).href
+const on = (name) => typeof endpoints[name] === 'string' && endpoints[name] !== ''
+
+// CLIENT_PUBLISH_ROOMS as the server passed it (undefined: not told, so just try)
+const publishGlobs = publishAttribute === undefined ? undefined : publishAttribute.split(',').map((g) => g.trim()).filter(Boolean)
+const globToRegExp = (glob) => new RegExp(`^${[...glob].map((ch) => ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[\\^$.|+()[\]{}]/g, '\\$&')).join('')}$`)
+const publishable = (room) => publishGlobs === undefined || publishGlobs.some((glob) => globToRegExp(glob).test(room))
+
+const tabName = (() => {
+  // one name per tab, kept across reloads of that tab (sessionStorage is per tab)
+  let name = sessionStorage.getItem('gw-demo-tab')
+  if (name === null) {
+    const bytes = crypto.getRandomValues(new Uint8Array(2))
+    name = `tab ${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('').toUpperCase()}`
+    sessionStorage.setItem('gw-demo-tab', name)
+  }
+  return name
+})()
 
 const token = () => $('token').value.trim() || null
 const rooms = [] // joined rooms, in join order
 let sse = null
 let rtc = null
 let localStream = null
+let saidHello = false
 
 // ---- small DOM helpers (textContent only: event data is never parsed as HTML) ----
 
@@ -49,7 +65,11 @@ function addEvent (list, data, meta) {
   li.dataset.id = meta.id ?? ''
   li.dataset.room = meta.room ?? ''
   li.dataset.event = meta.event
+  const from = data !== null && typeof data === 'object' && typeof data.from === 'string' ? data.from : null
+  if (from !== null) li.dataset.from = from
+  if (from === tabName) li.classList.add('mine')
   li.append(el('span', meta.id ?? '', 'id'), el('span', meta.room ?? '', 'room'), el('span', meta.event, 'name'),
+    el('span', from === null ? '' : from === tabName ? `${from} (this tab)` : `from ${from}`, 'from'),
     el('code', JSON.stringify(data), 'data'))
   ol.prepend(li)
   while (ol.children.length > MAX_ROWS) ol.lastElementChild.remove()
@@ -64,17 +84,41 @@ function addGap (list, gap) {
   ol.prepend(li)
 }
 
+// ---- what the server runs ----
+
+$('tab-name').textContent = tabName
+document.title = `${tabName} \u00b7 fastify-gateways live demo`
+for (const node of document.querySelectorAll('[data-requires]')) node.hidden = !on(node.dataset.requires)
+for (const node of document.querySelectorAll('[data-gateway]')) node.dataset.state = on(node.dataset.gateway) ? 'on' : 'off'
+
+function publishHint () {
+  if (publishGlobs === undefined) return 'Browsers may publish only to rooms that match CLIENT_PUBLISH_ROOMS.'
+  if (publishGlobs.length === 0) {
+    return 'Publishing from browsers is closed on this server (CLIENT_PUBLISH_ROOMS is empty): start it with ' +
+      'CLIENT_PUBLISH_ROOMS=public:demo* to publish from this page. Events that the server publishes still show up here.'
+  }
+  return `Browsers may publish to ${publishGlobs.join(', ')} on this server (CLIENT_PUBLISH_ROOMS; set it empty to close it).`
+}
+
+$('intro-note').textContent = publishHint()
+if (publishGlobs !== undefined && publishGlobs.length === 0) $('publish-note').textContent = publishHint()
+$('publish-data').value = JSON.stringify({ from: tabName, text: `Hello from ${tabName}` })
+
 // ---- WebSocket ----
 
-const ws = connect(url(endpoints.ws), { token })
-ws.on('*', (data, meta) => { addEvent('ws', data, meta) })
+const ws = connect(url(endpoints.ws ?? '/ws'), { token })
+ws.on('*', (data, meta) => {
+  addEvent('ws', data, meta)
+  // a tab that arrives or leaves changes who is in the room
+  if (meta.event === 'demo.hello') refreshPresence()
+})
 ws.onGap((gap) => { addGap('ws', gap) })
 ws.onStatus((status, detail) => {
   pill('ws-status', 'ws', status, status === 'reconnecting' ? `retry in ${Math.round(detail.delayMs)} ms` : undefined)
   if (status === 'open') {
     note('ws-note', null)
     $('whoami').textContent = detail.user === null
-      ? `Connected as anonymous (connection ${detail.conn}): PUBLIC_ROOMS only.`
+      ? `Connected as anonymous (connection ${detail.conn}): this tab may join PUBLIC_ROOMS.`
       : `Connected as user ${detail.user} (connection ${detail.conn}): may also join user:${detail.user} and the token's rooms.`
   }
 })
@@ -93,11 +137,11 @@ ws.onError((err) => {
 
 function resubscribe () {
   const previous = sse
-  const lastEventId = previous?.lastEventId ?? undefined
+  const sameRooms = previous !== null && previous.rooms.join() === rooms.join()
   previous?.close()
   sse = null
   note('sse-note', null)
-  if (endpoints.sse === '') {
+  if (!on('sse')) {
     pill('sse-status', 'sse', 'off')
     note('sse-note', 'The sse gateway is not enabled on this server (GATEWAYS).', 'error')
     return
@@ -106,6 +150,8 @@ function resubscribe () {
     pill('sse-status', 'sse', 'idle')
     return
   }
+  // an id resumes the stream it came from: only a stream of the same rooms starts from it
+  const lastEventId = sameRooms ? previous.lastEventId ?? undefined : undefined
   // fetch transport: it can list every event name (EventSource only dispatches names it was told)
   const stream = subscribe(url(endpoints.sse), rooms, { transport: 'fetch', token, lastEventId })
   stream.on('*', (data, meta) => { addEvent('sse', data, meta) })
@@ -138,17 +184,18 @@ function renderRooms () {
 
 async function joinRoom (room) {
   note('room-note', null)
-  if (rooms.includes(room)) return
+  if (rooms.includes(room)) return false
   try {
     await ws.join(room)
   } catch (err) {
     note('room-note', `${room}: ${err.code}: ${err.message}`, 'error')
-    return
+    return false
   }
   rooms.push(room)
   renderRooms()
   resubscribe()
   refreshPresence()
+  return true
 }
 
 async function leaveRoom (room) {
@@ -162,6 +209,7 @@ async function leaveRoom (room) {
   } catch (err) {
     note('room-note', `${room}: ${err.code}: ${err.message}`, 'error')
   }
+  refreshPresence()
 }
 
 $('room-form').addEventListener('submit', (e) => {
@@ -201,67 +249,68 @@ $('publish-form').addEventListener('submit', async (e) => {
     const { id } = await ws.publish(room, event, data)
     result(`Published to ${room}: ack id ${id}`, 'ok')
   } catch (err) {
-    result(`${err.code}: ${err.message}${err.code === 'FORBIDDEN' ? `. ${PUBLISH_HINT}` : ''}`, 'error')
+    result(`${err.code}: ${err.message}${err.code === 'FORBIDDEN' ? `. ${publishHint()}` : ''}`, 'error')
   }
 })
 
-$('curl-snippet').textContent = [
-  `curl -X POST ${url(endpoints.api || '/api')}/rooms/public:demo/events \\`,
-  '  -H "authorization: Bearer <key>" -H "content-type: application/json" \\',
-  '  -d \'{"event":"demo.message","data":{"text":"hello from curl"}}\''
-].join('\n')
-
-// ---- presence (external API, needs a key) ----
-
-let presenceTimer = null
-
-async function refreshPresence () {
-  const key = $('api-key').value.trim()
-  clearTimeout(presenceTimer)
-  if (key === '' || rooms.length === 0) return
-  if (endpoints.api === '') {
-    note('presence-note', 'The external gateway is not enabled on this server, so presence is not available here.')
-    return
+/** Once per page load: tell the other tabs this one is here (only where browsers may publish). */
+async function sayHello () {
+  if (saidHello || !publishable(DEMO_ROOM)) return
+  saidHello = true
+  try {
+    await ws.publish(DEMO_ROOM, 'demo.hello', { from: tabName, text: `${tabName} opened the page` })
+  } catch (err) {
+    if (err.code !== 'CLOSED') note('ws-note', `${err.code}: ${err.message}`, 'error')
   }
-  const rows = []
-  for (const room of rooms) {
-    let response
-    try {
-      response = await fetch(`${url(endpoints.api)}/rooms/${encodeURIComponent(room)}`, { headers: { authorization: `Bearer ${key}` } })
-    } catch (err) {
-      note('presence-note', `Presence unavailable: ${err.message}`)
-      return
-    }
-    if (response.status === 404) {
-      note('presence-note', 'The external gateway is not enabled on this server (GET /api/rooms/:room answered 404).')
-      return
-    }
-    if (response.status === 401) {
-      note('presence-note', 'The API key was refused (401).')
-      return
-    }
-    if (!response.ok) {
-      const body = await response.json().catch(() => ({}))
-      rows.push([room, `${response.status}`, body.message ?? ''])
-      continue
-    }
-    const body = await response.json()
-    rows.push([room, String(body.members), (body.users ?? []).join(', ')])
-  }
-  $('presence-rows').replaceChildren(...rows.map((cells) => {
-    const tr = el('tr')
-    tr.append(...cells.map((cell) => el('td', cell)))
-    return tr
-  }))
-  $('presence-table').hidden = false
-  note('presence-note', `Counts of ${new Date().toLocaleTimeString()}, every transport; refreshed every 5 s.`)
-  presenceTimer = setTimeout(refreshPresence, 5000)
 }
 
-$('presence-form').addEventListener('submit', (e) => {
-  e.preventDefault()
-  refreshPresence()
-})
+if (on('api')) {
+  $('curl-snippet').textContent = [
+    `curl -X POST ${url(endpoints.api)}/rooms/${DEMO_ROOM}/events \\`,
+    '  -H "authorization: Bearer <key>" -H "content-type: application/json" \\',
+    '  -d \'{"event":"demo.message","data":{"from":"curl","text":"hello from curl"}}\''
+  ].join('\n')
+}
+
+// ---- presence: the ws presence op, for the rooms this tab joined ----
+
+let presenceTimer = null
+let presenceRunning = false
+
+async function refreshPresence () {
+  clearTimeout(presenceTimer)
+  presenceTimer = null
+  if (presenceRunning) return
+  presenceRunning = true
+  try {
+    const rows = []
+    for (const room of [...rooms]) {
+      try {
+        rows.push(await ws.presence(room))
+      } catch (err) {
+        // a room left meanwhile, or a reconnect in progress: the next round asks again
+        if (err.code !== 'FORBIDDEN' && err.code !== 'DISCONNECTED' && err.code !== 'CLOSED') {
+          rows.push({ room, error: `${err.code}: ${err.message}` })
+        }
+      }
+    }
+    $('presence-rows').replaceChildren(...rows.map((row) => {
+      const tr = el('tr')
+      tr.dataset.room = row.room
+      if (row.error !== undefined) {
+        tr.append(el('td', row.room), el('td', row.error), el('td', ''))
+        return tr
+      }
+      tr.dataset.members = String(row.members)
+      tr.append(el('td', row.room), el('td', String(row.members)), el('td', row.users.length === 0 ? 'none (anonymous)' : row.users.join(', ')))
+      return tr
+    }))
+    $('presence-table').hidden = rows.length === 0
+  } finally {
+    presenceRunning = false
+    if (ws.status !== 'closed') presenceTimer = setTimeout(refreshPresence, PRESENCE_EVERY_MS)
+  }
+}
 
 // ---- WebRTC: two tabs, one call room ----
 
@@ -337,11 +386,7 @@ $('rtc-camera').addEventListener('change', async () => {
 
 $('rtc-form').addEventListener('submit', async (e) => {
   e.preventDefault()
-  if (rtc !== null) return
-  if (endpoints.rtc === '') {
-    rtcLog('The rtc gateway is not enabled on this server (GATEWAYS).', 'error')
-    return
-  }
+  if (rtc !== null || !on('rtc')) return
   const room = $('rtc-room').value.trim()
   const stream = $('rtc-camera').checked ? await startCamera() : null
   const session = joinRtc(url(endpoints.rtc), room, { token, ...(stream === null ? {} : { stream }) })
@@ -401,8 +446,24 @@ $('rtc-send-form').addEventListener('submit', (e) => {
   rtcLog(count === 0 ? `not sent (no open data channel yet): ${text}` : `me \u2192 ${count} peer(s): ${text}`, count === 0 ? 'error' : 'mine')
 })
 
-// ---- start ----
+// ---- start: join the demo room on ws and sse, then say hello to the other tabs ----
 
-if (endpoints.rtc === '') pill('rtc-status', 'rtc', 'off')
-if (endpoints.api === '') note('presence-note', 'Presence needs the external gateway (GET /api/rooms/:room with an API key), which is not enabled on this server: GATEWAYS=ws,sse,rtc,external EXTERNAL_API_KEYS=demo=<key>.')
-joinRoom('public:demo')
+/** Resolves once `stream` is open (so this tab's SSE column sees its own hello too), or after `ms` regardless. */
+function opened (stream, ms) {
+  return new Promise((resolve) => {
+    if (stream === null || stream.status === 'open') return resolve()
+    const timer = setTimeout(done, ms)
+    const off = stream.onStatus((status) => { if (status === 'open' || status === 'closed') done() })
+    function done () {
+      clearTimeout(timer)
+      off()
+      resolve()
+    }
+  })
+}
+
+if (!on('rtc')) pill('rtc-status', 'rtc', 'off')
+if (await joinRoom(DEMO_ROOM)) {
+  await opened(sse, 5000)
+  sayHello()
+}

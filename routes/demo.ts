@@ -8,7 +8,7 @@ import { parseOptions } from '../lib/options.js'
 import { GatewayErrors } from '../lib/errors.js'
 
 /**
- * The browser client and the live demo page (CONTRACT section 3: `GET /` and `GET /client.js` when ws is enabled).
+ * The browser client and the live demo page (`GET /` and `GET /client.js`; docs/client.md).
  *
  *   await app.register(demoRoutes)                                   // after the gateways, in any scope
  *   await app.register(demoRoutes, { endpoints: { sse: false } })    // the page says SSE is off instead of failing
@@ -17,6 +17,11 @@ import { GatewayErrors } from '../lib/errors.js'
  * `If-None-Match` answered with 304, `Cache-Control` (the page: `no-cache`, revalidated each time; the assets:
  * `public, max-age=<assetMaxAgeS>`), `X-Content-Type-Options: nosniff`, and on the page a strict
  * Content-Security-Policy (no inline script or style anywhere in these files). An encapsulated plugin: `prefix` works.
+ *
+ * What the page learns from the server goes into `<body data-*>`: one attribute per endpoint (empty when that
+ * gateway is off) and `data-publish` (the CLIENT_PUBLISH_ROOMS globs, when given). A page section marked
+ * `data-requires="<endpoint>"` is shown only when that endpoint is on: a gateway adds its optional block to the page
+ * with an endpoint here (default false), a `<section data-requires=...>` in index.html and its code in demo.js.
  */
 
 export const DEFAULT_CSP = [
@@ -47,7 +52,12 @@ const DemoOptionsSchema = z.strictObject({
     sse: endpoint.default('/sse'),
     rtc: endpoint.default('/rtc'),
     api: endpoint.default('/api')
-  }).default({ ws: '/ws', sse: '/sse', rtc: '/rtc', api: '/api' })
+  }).default({ ws: '/ws', sse: '/sse', rtc: '/rtc', api: '/api' }),
+  /**
+   * the globs of rooms browsers may publish to (CLIENT_PUBLISH_ROOMS), so the page can say so (and says hello to
+   * other tabs only where it may); unset: the page is not told and simply tries
+   */
+  publishRooms: z.array(z.string().min(1).max(256)).max(100).optional()
 })
 
 export type DemoRoutesOptions = z.input<typeof DemoOptionsSchema>
@@ -88,7 +98,7 @@ export async function demoRoutes (app: FastifyInstance, raw: DemoRoutesOptions) 
       throw new GatewayErrors.INVALID_OPTIONS('fastify-gateways/demo', `root: cannot read ${file} in ${root} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err })
     }
     const page = file === 'index.html'
-    if (page) body = Buffer.from(withEndpoints(body.toString('utf8'), options.endpoints), 'utf8')
+    if (page) body = Buffer.from(withPageData(body.toString('utf8'), options.endpoints, options.publishRooms), 'utf8')
     const asset: Asset = {
       body,
       type,
@@ -121,13 +131,11 @@ function matches (header: string | undefined, etag: string): boolean {
   })
 }
 
-function withEndpoints (html: string, endpoints: Record<string, string | false>): string {
-  let out = html
-  for (const [name, value] of Object.entries(endpoints)) {
-    const attribute = ` data-${name}="${value === false ? '' : escapeAttribute(value)}"`
-    out = out.replace(new RegExp(` data-${name}="[^"]*"`), () => attribute)
-  }
-  return out
+/** The page with the server's data on `<body>`: each endpoint (empty when off) and the publish globs. */
+function withPageData (html: string, endpoints: Record<string, string | false>, publishRooms: string[] | undefined): string {
+  const attributes = Object.entries(endpoints).map(([name, value]) => ` data-${name}="${value === false ? '' : escapeAttribute(value)}"`)
+  if (publishRooms !== undefined) attributes.push(` data-publish="${escapeAttribute(publishRooms.join(','))}"`)
+  return html.replace(/<body\b[^>]*>/, () => `<body${attributes.join('')}>`)
 }
 
 function escapeAttribute (value: string): string {

@@ -6,6 +6,7 @@ import { admitJoin } from '../lib/ws/join.js'
 import { JoinFrame, LeaveFrame, PublishFrame, ServerFrames } from '../lib/ws/protocol.js'
 import { socketRoute } from '../plugins/shared/socket.js'
 import type { SocketLimits } from '../plugins/shared/options.js'
+import { presenceOp } from './ws-presence.js'
 
 export interface WsRoutesOptions {
   path: string
@@ -66,6 +67,6 @@ export async function wsRoutes (scope: FastifyInstance, options: WsRoutesOptions
     admission,
     limits,
     closeTimeoutMs: options.closeTimeoutMs,
-    ops: { join, leave, publish }
+    ops: { join, leave, publish, presence: presenceOp(registry, scope.log) }
   })
 }

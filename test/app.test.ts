@@ -7,6 +7,7 @@ import { buildTestApp } from './helpers/app.js'
 import { NO_COVERAGE } from './helpers/instance.js'
 import { healthRoutes } from '../routes/health.js'
 import { rooms, ensureRooms } from '../plugins/rooms.js'
+import { loadConfig } from '../lib/config.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -84,7 +85,7 @@ function runServer (env: Record<string, string>) {
   child.stdout.on('data', (d) => { stdout += d })
   child.stderr.on('data', (d) => { stderr += d })
   const exited = once(child, 'exit').then(([code]) => code as number)
-  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000)
   exited.finally(() => clearTimeout(killer)).catch(() => {})
   return { child, exited, out: () => stdout, err: () => stderr }
 }
@@ -134,7 +135,8 @@ t.test('the default gateways serve the demo page, the client, ws, sse and rtc', 
   t.equal(page.statusCode, 200)
   t.match(page.headers['content-type'], /^text\/html/)
   t.match(page.headers['content-security-policy'], /script-src 'self'/)
-  t.match(page.body, /<body data-ws="\/ws" data-sse="\/sse" data-rtc="\/rtc" data-api="">/, 'the page knows external is off')
+  t.match(page.body, /<body data-ws="\/ws" data-sse="\/sse" data-rtc="\/rtc" data-api="" data-publish="[^"]*">/, 'the page knows external is off')
+  t.match(page.body, `data-publish="${loadConfig({}).CLIENT_PUBLISH_ROOMS.join(',')}"`, 'and where browsers may publish (CLIENT_PUBLISH_ROOMS)')
   const client = await app.inject('/client.js')
   t.equal(client.statusCode, 200)
   t.match(client.headers['content-type'], /javascript/)
@@ -148,6 +150,28 @@ t.test('the default gateways serve the demo page, the client, ws, sse and rtc', 
 t.test('with ws alone the demo page says sse and rtc are off', async (t) => {
   const { app } = await buildTestApp({ GATEWAYS: 'ws' })
   t.after(() => app.close())
-  t.match((await app.inject('/')).body, /<body data-ws="\/ws" data-sse="" data-rtc="" data-api="">/)
+  t.match((await app.inject('/')).body, /<body data-ws="\/ws" data-sse="" data-rtc="" data-api="" data-publish="[^"]*">/)
   t.equal((await app.inject('/sse')).statusCode, 404)
+})
+
+t.test('start-up says whether clients may publish and how to close it', async (t) => {
+  const open = await buildTestApp({})
+  t.after(() => open.app.close())
+  t.match(open.logs.text(), /"clientPublishRooms":\["public:demo\*"\].*set CLIENT_PUBLISH_ROOMS= \(empty\) to close client publishing/)
+  const closed = await buildTestApp({ CLIENT_PUBLISH_ROOMS: '' })
+  t.after(() => closed.app.close())
+  t.match(closed.logs.text(), /client publishing is closed/)
+  const ws = await closed.app.injectWS('/ws', { socket: { remoteAddress: '10.0.0.1' } } as never)
+  t.teardown(() => ws.terminate())
+  const frames: Array<Record<string, unknown>> = []
+  const forbidden = new Promise<void>((resolve) => {
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as Record<string, unknown>
+      frames.push(frame)
+      if (frame.op === 'error') resolve()
+    })
+  })
+  ws.send(JSON.stringify({ op: 'publish', room: 'public:demo', event: 'e', data: 1, ref: 'p' }))
+  await forbidden
+  t.match(frames.find((f) => f.op === 'error'), { code: 'FORBIDDEN', ref: 'p' }, 'the demo room is closed too')
 })

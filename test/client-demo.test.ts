@@ -76,7 +76,7 @@ t.test('the client, its types and the demo assets are served with their content 
     t.notOk(response.headers['content-security-policy'], `${path}: the CSP is the page's`)
     t.ok(response.rawPayload.equals(file(name)), `${path}: the file as it is`)
   }
-  t.equal((await server.inject('/demo-screenshot.png')).statusCode, 404, 'nothing else of public/ is served')
+  t.equal((await server.inject('/favicon.ico')).statusCode, 404, 'nothing else of public/ is served')
   t.equal((await server.inject('/../package.json')).statusCode, 404)
 })
 
@@ -110,6 +110,18 @@ t.test('endpoints tell the page where each gateway is; false says that gateway i
   t.match(body, 'data-ws="/realtime" data-sse="" data-rtc="wss://rtc.example.test/rtc?x=&quot;y&quot;" data-api=""')
 })
 
+t.test('publishRooms tells the page where browsers may publish; unset, the page is not told (no data-publish at all)', async (t) => {
+  const told = await app(t, { publishRooms: ['public:demo*', 'chat:"x"'] })
+  t.match((await told.inject('/')).body, '<body data-ws="/ws" data-sse="/sse" data-rtc="/rtc" data-api="/api" data-publish="public:demo*,chat:&quot;x&quot;">')
+  const closed = await app(t, { publishRooms: [] })
+  t.match((await closed.inject('/')).body, 'data-api="/api" data-publish="">')
+  const untold = await app(t)
+  t.notMatch((await untold.inject('/')).body, 'data-publish')
+  const bad = Fastify()
+  t.after(() => bad.close())
+  await t.rejects(async () => { await bad.register(demoRoutes, { publishRooms: [''] }) }, { message: /publishRooms/ })
+})
+
 t.test('options: a custom or no CSP, the assets max-age, a root directory; bad options are refused by name', async (t) => {
   const custom = await app(t, { csp: "default-src 'none'", assetMaxAgeS: 0 })
   t.equal((await custom.inject('/')).headers['content-security-policy'], "default-src 'none'")
@@ -130,7 +142,7 @@ t.test('options: a custom or no CSP, the assets max-age, a root directory; bad o
   await t.rejects(async () => { await missing.register(demoRoutes, { root: empty }) }, { code: 'GW_INVALID_OPTIONS', message: /root: cannot read index\.html/ })
   const bad = Fastify()
   t.after(() => bad.close())
-  await t.rejects(async () => { await bad.register(demoRoutes, { maxAge: 1 } as any) }, { code: 'GW_INVALID_OPTIONS', message: /unknown option "maxAge"/ })
+  await t.rejects(async () => { await bad.register(demoRoutes, { maxAge: 1 } as never) }, { code: 'GW_INVALID_OPTIONS', message: /unknown option "maxAge"/ })
   const badEndpoint = Fastify()
   t.after(() => badEndpoint.close())
   await t.rejects(async () => { await badEndpoint.register(demoRoutes, { endpoints: { ws: 'no slash' } }) }, { message: /endpoints\.ws/ })

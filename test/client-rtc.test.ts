@@ -6,6 +6,7 @@ import { joinRtc, fetchIceServers, type RtcOptions, type RtcSession, type Gatewa
 // helper does with the protocol: who offers, candidate queueing, glare, cleanup. client-rtc-browser.test.ts runs the
 // same helper with Chromium's real RTCPeerConnection.
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- frames as the scripted server reads them, nested fields included
 interface Frame { op: string, [key: string]: any }
 
 async function until (what: string, predicate: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -261,7 +262,7 @@ t.test('the member already there answers an offer: it adds its tracks to the ans
   const remote = stream(track('video'))
   pc.ontrack?.({ track: track('video'), streams: [remote] })
   pc.ontrack?.({ track: track('audio') })
-  t.ok(peer.streams.has(remote as any))
+  t.ok(peer.streams.has(remote))
   t.same(events.filter((e) => ['channel', 'message', 'track'].includes(e[0])).map((e) => e[0]), ['channel', 'message', 'track', 'track'])
   t.same(events.find((e) => e[0] === 'message')?.slice(1, 2), ['hi back'])
   channel.close()
@@ -411,11 +412,11 @@ t.test('a token function that throws fails the session; missing implementations 
   s.on('error', (err) => { errors.push(err) })
   await t.rejects(s.ready, { code: 'TOKEN' })
   t.match(errors, [{ code: 'TOKEN' }])
-  t.throws(() => s.on('error', 'x' as any), TypeError)
+  t.throws(() => s.on('error', 'x' as never), TypeError)
   t.throws(() => joinRtc('ws://h/rtc', 'r', { WebSocket: sig.FakeSocket }), /no RTCPeerConnection/)
-  const original = (globalThis as any).WebSocket
-  delete (globalThis as any).WebSocket
-  t.after(() => { (globalThis as any).WebSocket = original })
+  const original = (globalThis as unknown as Record<string, unknown>).WebSocket
+  delete (globalThis as unknown as Record<string, unknown>).WebSocket
+  t.after(() => { (globalThis as unknown as Record<string, unknown>).WebSocket = original })
   t.throws(() => joinRtc('ws://h/rtc', 'r', { RTCPeerConnection: FakePC }), /no WebSocket/)
 })
 
@@ -430,4 +431,82 @@ t.test('fetchIceServers: a list or { iceServers }, invalid entries dropped, [] w
   let headers: unknown
   await fetchIceServers('http://h/x', { token: 'tok', fetch: (async (_u: string, init: RequestInit) => { headers = init.headers; return new Response('[]') }) as unknown as typeof fetch })
   t.same(headers, { authorization: 'Bearer tok' })
+})
+
+t.test('frames a server should not send are ignored or read safely', async (t) => {
+  FakePC.all = []
+  const { s, socket, events } = session(t)
+  const ws = await socket()
+  ws.accept()
+  ws.push({ op: 'joined', room: 'public:call' })
+  ws.push({ op: 'joined', room: 'another', peer: 'x', peers: [] })
+  ws.push({ op: 'signal', room: 'public:call', from: 'p1', data: { description: { type: 'offer', sdp: 'o' } } })
+  ws.push({ op: 'joined', room: 'public:call', peer: 'me', peers: 'p1' })
+  t.same(await s.ready, { peer: 'me', peers: [] }, 'only a joined of this room with a peer id counts; peers that is not a list is none')
+  t.equal(FakePC.all.length, 0, 'a signal before joined is not answered')
+  ws.push({ op: 'joined', room: 'public:call', peer: 'me', peers: ['p1', 5] })
+  ws.push({ op: 'signal', room: 'public:call', from: 'p2', data: 'not an object' })
+  ws.push({ op: 'peer-left', room: 'public:call' })
+  ws.push({ op: 'event', data: 1 })
+  ws.push({ op: 'error' })
+  await until('the events', () => events.some((e) => e[0] === 'error'))
+  t.same([...s.peers.keys()], ['p1'], 'string peer ids only')
+  t.same(events.find((e) => e[0] === 'event')?.slice(1), [1, { room: '', event: '', id: '' }])
+  t.match(events.find((e) => e[0] === 'error')?.[1], { code: 'ERROR', message: 'error' })
+})
+
+t.test('a stream added later reaches a peer that answered; a description that fails with a non-Error is reported as RTC', async (t) => {
+  FakePC.all = []
+  const { s, socket, events } = session(t, { dataChannel: false })
+  const ws = await socket()
+  ws.accept()
+  await joined(s, ws, [])
+  ws.push({ op: 'signal', room: 'public:call', from: 'p4', data: { description: { type: 'offer', sdp: 'o' } } })
+  await until('the answer', () => ws.signals('p4').length === 1)
+  const pc = FakePC.all[0]
+  s.addStream(stream(track('video')))
+  t.equal(pc.senders.length, 1, 'the answering side sends the new stream to p4 too')
+  const original = FakePC.prototype.setRemoteDescription
+  FakePC.prototype.setRemoteDescription = async function () { throw 'not an Error' }
+  t.after(() => { FakePC.prototype.setRemoteDescription = original })
+  ws.push({ op: 'signal', room: 'public:call', from: 'p4', data: { description: { type: 'answer', sdp: 'a' } } })
+  await until('the error', () => events.some((e) => e[0] === 'error'))
+  t.match(events.find((e) => e[0] === 'error')?.[1], { code: 'RTC', message: 'not an Error' })
+  t.same(pc.channels, [], 'dataChannel false: no channel of its own')
+})
+
+t.test('token refresh: asked by the server, a session with a token function sends a fresh token; a room the server left ends it', async (t) => {
+  let n = 0
+  const { s, socket, events } = session(t, { token: () => `tok-${++n}`, iceServers: [] })
+  const ws = await socket()
+  ws.accept()
+  await joined(s, ws, [])
+  ws.push({ op: 'refresh', exp: 1 })
+  await until('the refresh', () => ws.sent.some((f) => f.op === 'refresh'))
+  t.same(ws.sent.find((f) => f.op === 'refresh'), { op: 'refresh', token: 'tok-2' })
+  ws.push({ op: 'refreshed', exp: 2 })
+  ws.push({ op: 'left', room: 'other' })
+  ws.push({ op: 'left', room: 'public:call', ref: 'x' })
+  ws.push({ op: 'left', room: 'public:call' })
+  await until('the error', () => events.some((e) => e[0] === 'error'))
+  t.match(events.filter((e) => e[0] === 'error').map((e) => e[1]), [{ code: 'FORBIDDEN', room: 'public:call' }])
+  t.equal(ws.closedWith, 1000, 'the session is over')
+
+  const fixed = session(t, { token: 'fixed', iceServers: [] })
+  const ws2 = await fixed.socket()
+  ws2.accept()
+  await joined(fixed.s, ws2, [])
+  ws2.push({ op: 'refresh', exp: 1 })
+  ws2.push({ op: 'event', room: 'public:call', event: 'after', data: null, id: 'e-1' })
+  await until('the later event', () => fixed.events.some((e) => e[0] === 'event'))
+  t.notOk(ws2.sent.some((f) => f.op === 'refresh'), 'a fixed token is not refreshed')
+
+  let calls = 0
+  const failing = session(t, { token: () => { if (++calls > 1) throw new Error('logged out'); return 'tok' }, iceServers: [] })
+  const ws3 = await failing.socket()
+  ws3.accept()
+  await joined(failing.s, ws3, [])
+  ws3.push({ op: 'refresh', exp: 1 })
+  await until('the token error', () => failing.events.some((e) => e[0] === 'error'))
+  t.match(failing.events.find((e) => e[0] === 'error')?.[1], { code: 'TOKEN', message: /logged out/ })
 })

@@ -235,7 +235,7 @@ t.test('a token function that throws is reported and retried', async (t) => {
 t.test('subscribe checks its arguments', async (t) => {
   const { FakeSource } = fakeEventSource()
   t.throws(() => subscribe('http://h/sse', [], { EventSource: FakeSource }), /at least one room/)
-  t.throws(() => subscribe('http://h/sse', 'a', { transport: 'websocket' as any }), /transport/)
+  t.throws(() => subscribe('http://h/sse', 'a', { transport: 'websocket' as never }), /transport/)
   t.throws(() => subscribe('http://h/sse', 'a'), /no EventSource implementation/, 'Node has no EventSource')
   t.throws(() => subscribe('ftp://h/sse', 'a', { EventSource: FakeSource }), TypeError)
 })
@@ -334,4 +334,95 @@ t.test('fetch: close() while the request is on its way and while the stream is r
   await new Promise((resolve) => setTimeout(resolve, 10))
   t.equal(sub.status, 'closed')
   t.equal(fetches.length, 1)
+})
+
+t.test('fetch: the id is opaque: a stream id that encodes several rooms\' positions is sent back verbatim', async (t) => {
+  const { sub, answers, fetches } = setup(t, ['public:a', 'public:b'], { transport: 'fetch' })
+  // ids of any form, e.g. one position per room of the stream; the client neither parses nor orders them
+  const first = streamResponse([
+    'id: v1.a-3.b-9\nevent: note\ndata: {"room":"public:a","data":1}\n\n',
+    'id: v1.a-3.b-10 \u00e9\nevent: note\ndata: {"room":"public:b","data":2}\n\n'
+  ])
+  answers.push(first.response)
+  const second = streamResponse(['id: z\nevent: gap\ndata: {"room":"public:b"}\n\n'])
+  answers.push(second.response)
+  answers.push(new Response(null, { status: 200, headers: { 'content-type': 'text/event-stream' } }))
+  answers.push(streamResponse([], { keepOpen: true }).response)
+  const got: string[] = []
+  const gaps: unknown[] = []
+  sub.on('note', (_data, meta) => { got.push(meta.id) })
+  sub.onGap((gap) => { gaps.push(gap) })
+  await until('four requests', () => fetches.length === 4)
+  const sent = fetches.map((f) => (f.init.headers as Record<string, string>)['last-event-id'])
+  t.same(sent, [undefined, 'v1.a-3.b-10 \u00e9', 'z', 'z'], 'the last id received, byte for byte; a gap\'s id counts too; a body-less answer keeps it')
+  t.same(got, ['v1.a-3.b-9', 'v1.a-3.b-10 \u00e9'])
+  t.same(gaps, [{ room: 'public:b', since: 'v1.a-3.b-10 \u00e9' }], 'the gap names the resume point that could not be served')
+  t.equal(sub.lastEventId, 'z')
+})
+
+t.test('EventSource: a later subscription resumes with the lastEventId of an earlier one, verbatim', async (t) => {
+  const { sub, source } = setup(t, 'public:a')
+  sub.on('note', () => {})
+  const s = await source(1)
+  s.open()
+  s.emit('note', { room: 'public:a', data: 1 }, 'v1.a-3.b-10')
+  t.equal(sub.lastEventId, 'v1.a-3.b-10')
+  sub.close()
+  const again = setup(t, 'public:a', { lastEventId: sub.lastEventId ?? undefined })
+  t.equal((await again.source(1)).params().get('lastEventId'), 'v1.a-3.b-10')
+})
+
+t.test('odd events and answers are read safely: data that is not an object, events without data, a stream without content type', async (t) => {
+  const errors: GatewayError[] = []
+  const { sub, answers, fetches } = setup(t, 'public:a', { transport: 'fetch', dedupeWindow: 1, onError: (err) => { errors.push(err) } })
+  answers.push(streamResponse(['id: 1\nevent: note\ndata: 42\n\n', 'id: 2\nevent: note\ndata: {"room":"public:a","data":"x"}\n\n',
+    'id: 3\nevent: note\ndata: {"room":"public:a","data":"y"}\n\n', 'id: 2\nevent: note\ndata: {"room":"public:a","data":"again"}\n\n']).response)
+  answers.push(new Response(new Uint8Array([104, 105]), { status: 200 }))
+  answers.push(streamResponse([], { keepOpen: true }).response)
+  const got: Array<[unknown, string]> = []
+  sub.on('*', (data, meta) => { got.push([data, meta.room]) })
+  await until('three requests', () => fetches.length === 3)
+  t.same(got, [[undefined, ''], ['x', 'public:a'], ['y', 'public:a'], ['again', 'public:a']],
+    'JSON that is not an object has no room nor data; with a window of one id, id 2 was forgotten after id 3')
+  t.match(errors, [{ code: 'BAD_RESPONSE', message: 'expected text/event-stream, got nothing', status: 200 }])
+})
+
+t.test('EventSource: events whose data or id are not strings are read as text', async (t) => {
+  const { sub, source } = setup(t, 'public:a')
+  const got: unknown[] = []
+  sub.on('note', (data, meta) => { got.push([data, meta.id]) })
+  const s = await source(1)
+  s.open()
+  for (const fn of s.listeners.get('note') ?? []) fn({ data: 7, lastEventId: null } as unknown as { data: string, lastEventId: string })
+  t.same(got, [[undefined, '']], 'data 7 is the JSON number 7: no room, no data; no id')
+})
+
+t.test('event: expired (the token ran out) is reported as UNAUTHENTICATED and the stream starts over with a fresh token', async (t) => {
+  let n = 0
+  const errors: GatewayError[] = []
+  const viaFetch = setup(t, 'user:1', { transport: 'fetch', token: () => `tok-${++n}`, onError: (err) => { errors.push(err) } })
+  viaFetch.answers.push(streamResponse(['id: 1\nevent: note\ndata: {"room":"user:1","data":1}\n\n',
+    'event: expired\ndata: {"code":"UNAUTHENTICATED","message":"token expired"}\n\n']).response)
+  viaFetch.answers.push(streamResponse([], { keepOpen: true }).response)
+  const got: string[] = []
+  viaFetch.sub.on('*', (_data, meta) => { got.push(meta.event) })
+  await until('the second request', () => viaFetch.fetches.length === 2)
+  t.same(got, ['note'], 'expired is not an event of the rooms')
+  t.match(errors, [{ code: 'UNAUTHENTICATED', message: 'token expired' }])
+  const headers = viaFetch.fetches.map((f) => (f.init.headers as Record<string, string>).authorization)
+  t.same(headers, ['Bearer tok-1', 'Bearer tok-2'])
+
+  const sourceErrors: GatewayError[] = []
+  let m = 0
+  const viaSource = setup(t, 'user:1', { token: () => `tok-${++m}`, onError: (err) => { sourceErrors.push(err) } })
+  viaSource.sub.on('expired', () => { t.fail('expired is not handed to listeners') })
+  const s1 = await viaSource.source(1)
+  s1.open()
+  s1.emit('expired', 'not json')
+  t.equal(s1.readyState, 2, 'the browser\'s source (which would retry with the old token) is closed')
+  const s2 = await viaSource.source(2)
+  t.equal(s2.params().get('token'), 'tok-2')
+  t.match(sourceErrors, [{ code: 'UNAUTHENTICATED', message: 'token expired' }])
+  s1.emit('expired', '{}')
+  t.equal(sourceErrors.length, 1, 'the old source is ignored')
 })

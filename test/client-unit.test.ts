@@ -72,7 +72,19 @@ t.test('resume tracker: the last id per room is what a rejoin sends as since', a
   t.equal(tracker.lastId('b'), 'e-2')
   t.equal(tracker.since('a'), 'e-3')
   t.equal(tracker.latest, 'e-3')
-  t.equal(tracker.since('c'), 'e-3', 'a room without events resumes from the latest id of any room')
+  t.equal(tracker.since('c'), null, 'a room without events has no resume point: ids of other rooms mean nothing to it')
+})
+
+t.test('resume tracker: ids are opaque strings, only compared for equality (no parsing, no order)', async (t) => {
+  const tracker = new ResumeTracker()
+  const ids = ['9', '10', 'b~2', 'a:17.1', '0x10', '16', '1e3', '1000']
+  for (const id of ids) t.ok(tracker.accept('a', id), `${id} is a new event`)
+  t.equal(tracker.since('a'), '1000', 'the resume point is the last id received, whatever it looks like')
+  t.notOk(tracker.accept('a', '10'), 'equal string: a duplicate')
+  t.ok(tracker.accept('a', '010'), '"010" is another id than "10", though equal as numbers')
+  t.ok(tracker.accept('a', '1'), 'an id that would sort lower is still a new event, and becomes the resume point')
+  t.equal(tracker.since('a'), '1')
+  t.throws(() => new ResumeTracker({ window: 0 }), /dedupeWindow must be a positive integer/)
 })
 
 t.test('resume tracker: an id already delivered in a room is refused (dedupe) and does not move the resume point', async (t) => {

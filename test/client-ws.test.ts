@@ -4,6 +4,7 @@ import { connect, GatewayError, type GatewayClient, type ConnectOptions } from '
 // The ws client of public/client.js against a scripted fake WebSocket: every frame it sends is recorded and the test
 // plays the server, so reconnects, resumes, duplicates and errors happen exactly when the test says.
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- frames as the scripted server reads them, nested fields included
 interface Frame { op: string, [key: string]: any }
 
 async function until (what: string, predicate: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -177,7 +178,7 @@ t.test('events reach on(name), the catch-all and room filters; unsubscribe and o
   t.same(removed, [])
   t.same(c.eventNames.sort(), ['*', 'note', 'other'])
   t.throws(() => c.on('', () => {}), TypeError)
-  t.throws(() => c.on('x', null as any), TypeError)
+  t.throws(() => c.on('x', null as never), TypeError)
 })
 
 t.test('after a drop it reconnects and rejoins every room with since = the last id seen in that room', async (t) => {
@@ -198,7 +199,8 @@ t.test('after a drop it reconnects and rejoins every room with since = the last 
   const s2 = await socket(2)
   s2.accept()
   const joins = Object.fromEntries(s2.frames('join').map((f) => [f.room, f.since]))
-  t.same(joins, { a: 'e-3', b: 'e-2', c: 'e-3' }, 'a room without events resumes from the latest id of any room')
+  t.same(joins, { a: 'e-3', b: 'e-2', c: undefined }, 'each room from its own last id; never another room\'s id')
+  t.notOk('since' in s2.frames('join').find((f) => f.room === 'c')!, 'a room without events rejoins without since')
   s2.joinAll(true)
   t.equal(c.recovered('a'), true)
   t.equal(c.recovered('nope'), null)
@@ -227,7 +229,7 @@ t.test('recovered:false calls the gap callbacks with the room and the since that
   s3.accept()
   s3.joinAll(false)
   t.equal(gaps.length, 3, 'the removed callback is not called again')
-  t.throws(() => c.onGap('nope' as any), TypeError)
+  t.throws(() => c.onGap('nope' as never), TypeError)
 })
 
 t.test('an event already delivered is dropped when the server replays it after a resume: nothing twice', async (t) => {
@@ -246,6 +248,44 @@ t.test('an event already delivered is dropped when the server replays it after a
   s2.joinAll(true)
   for (const id of ['e-1', 'e-2', 'e-3', 'e-3']) s2.push({ op: 'event', room: 'a', event: 'x', data: id, id })
   t.same(got.map((e) => e.id), ['e-1', 'e-2', 'e-3'])
+})
+
+t.test('a room joined with since and no event since then resumes from that same position after a drop', async (t) => {
+  const { c, socket } = client(t)
+  c.join('a', { since: 'a~7' })
+  c.join('b')
+  const s1 = await socket(1)
+  s1.accept()
+  s1.joinAll(true)
+  s1.push({ op: 'event', room: 'b', event: 'x', data: 1, id: 'b~1' })
+  s1.drop()
+  const s2 = await socket(2)
+  s2.accept()
+  t.same(Object.fromEntries(s2.frames('join').map((f) => [f.room, f.since])), { a: 'a~7', b: 'b~1' })
+  s2.joinAll(true)
+  s2.push({ op: 'event', room: 'a', event: 'x', data: 2, id: 'a~8' })
+  s2.drop()
+  const s3 = await socket(3)
+  s3.accept()
+  t.same(Object.fromEntries(s3.frames('join').map((f) => [f.room, f.since])), { a: 'a~8', b: 'b~1' })
+})
+
+t.test('ids are opaque: the client resumes with the last id verbatim and dedupes by equality, whatever the ids look like', async (t) => {
+  const { c, socket } = client(t)
+  const got = collect(c)
+  c.join('a')
+  const s1 = await socket(1)
+  s1.accept()
+  s1.joinAll()
+  // not increasing as numbers nor as strings: nothing may be inferred from their form
+  for (const id of ['9', '10', '2', '1e3']) s1.push({ op: 'event', room: 'a', event: 'x', data: id, id })
+  s1.drop()
+  const s2 = await socket(2)
+  s2.accept()
+  t.equal(s2.frames('join')[0].since, '1e3', 'the last id received, not the largest')
+  s2.joinAll(true)
+  for (const id of ['10', '2', '1e3', '1000', '010']) s2.push({ op: 'event', room: 'a', event: 'x', data: id, id })
+  t.same(got.map((e) => e.id), ['9', '10', '2', '1e3', '1000', '010'], '"1000" and "010" are new ids; the others repeats')
 })
 
 t.test('publish resolves with the ack id and rejects with the error code of its own ref', async (t) => {
@@ -503,7 +543,7 @@ t.test('errors without a ref, a refused auth frame and a failing token function 
   s.push('null')
   s.push({ op: 'unknown-op' })
   t.match(errors.slice(1), [{ code: 'UNAUTHENTICATED' }, { code: 'RATE_LIMITED' }, { code: 'ERROR' }])
-  t.throws(() => c.onError(undefined as any), TypeError)
+  t.throws(() => c.onError(undefined as never), TypeError)
 })
 
 t.test('a WebSocket constructor that throws is reported and retried', async (t) => {
@@ -526,9 +566,9 @@ t.test('a WebSocket constructor that throws is reported and retried', async (t) 
 
 t.test('a listener that throws is reported and the others still get the event', async (t) => {
   const reported: unknown[] = []
-  const original = (globalThis as any).reportError
-  ;(globalThis as any).reportError = (err: unknown) => { reported.push(err) }
-  t.after(() => { (globalThis as any).reportError = original })
+  const original = (globalThis as unknown as Record<string, unknown>).reportError
+  ;(globalThis as unknown as Record<string, unknown>).reportError = (err: unknown) => { reported.push(err) }
+  t.after(() => { (globalThis as unknown as Record<string, unknown>).reportError = original })
   const { c, socket } = client(t, { onStatus: () => { throw new Error('status listener') } })
   c.on('x', () => { throw new Error('event listener') })
   const got = collect(c)
@@ -542,9 +582,9 @@ t.test('a listener that throws is reported and the others still get the event', 
 })
 
 t.test('without reportError a throwing listener surfaces as an uncaught error after the delivery', async (t) => {
-  const original = (globalThis as any).reportError
-  delete (globalThis as any).reportError
-  t.after(() => { (globalThis as any).reportError = original })
+  const original = (globalThis as unknown as Record<string, unknown>).reportError
+  delete (globalThis as unknown as Record<string, unknown>).reportError
+  t.after(() => { (globalThis as unknown as Record<string, unknown>).reportError = original })
   const uncaught: unknown[] = []
   const listeners = process.listeners('uncaughtException')
   process.removeAllListeners('uncaughtException')
@@ -566,10 +606,159 @@ t.test('without reportError a throwing listener surfaces as an uncaught error af
 })
 
 t.test('options are checked when connecting', async (t) => {
-  t.throws(() => connect('ws://h/ws', { auth: 'header' as any, WebSocket: class {} }), TypeError)
-  const original = (globalThis as any).WebSocket
-  delete (globalThis as any).WebSocket
-  t.after(() => { (globalThis as any).WebSocket = original })
+  t.throws(() => connect('ws://h/ws', { auth: 'header' as never, WebSocket: class {} }), TypeError)
+  const original = (globalThis as unknown as Record<string, unknown>).WebSocket
+  delete (globalThis as unknown as Record<string, unknown>).WebSocket
+  t.after(() => { (globalThis as unknown as Record<string, unknown>).WebSocket = original })
   t.throws(() => connect('ws://h/ws'), /no WebSocket implementation/)
   t.throws(() => connect('ftp://h/ws', { WebSocket: class {} }), TypeError)
+})
+
+t.test('presence(room) asks the server who is in a joined room: members of every transport and the distinct users', async (t) => {
+  const { c, socket } = client(t)
+  c.join('public:demo')
+  const s = await socket(1)
+  s.accept()
+  s.joinAll()
+  const asked = c.presence('public:demo')
+  const [frame] = s.frames('presence')
+  t.match(frame, { op: 'presence', room: 'public:demo' })
+  s.push({ op: 'presence', room: 'public:demo', members: 4, users: ['u1', 7, 'u2'], ref: frame.ref })
+  t.same(await asked, { room: 'public:demo', members: 4, users: ['u1', 'u2'] }, 'only string user ids')
+  const odd = c.presence('public:demo')
+  s.push({ op: 'presence', room: 'public:demo', ref: s.frames('presence')[1].ref })
+  t.same(await odd, { room: 'public:demo', members: 0, users: [] }, 'a malformed answer reads as empty')
+  const refused = c.presence('secret')
+  s.push({ op: 'error', code: 'FORBIDDEN', message: 'presence of room secret is for its members', ref: s.frames('presence')[2].ref })
+  await t.rejects(refused, { code: 'FORBIDDEN' })
+  const timedOut = c.presence('public:demo', { timeoutMs: 5 })
+  await t.rejects(timedOut, { code: 'TIMEOUT' })
+})
+
+t.test('frames a server should not send are ignored or read safely; nothing throws', async (t) => {
+  const errors: GatewayError[] = []
+  const { c, socket } = client(t, { onError: (err) => { errors.push(err) }, dedupeWindow: 2 })
+  const got = collect(c)
+  c.join('a')
+  const s = await socket(1)
+  s.readyState = 1
+  s.onopen?.({})
+  // a frame that is not a string (a Buffer-like object of a Node WebSocket) is read through String()
+  s.onmessage?.({ data: { toString: () => JSON.stringify({ op: 'hello' }) } } as unknown as { data: string })
+  t.equal(c.conn, null, 'a hello without conn')
+  t.equal(c.user, null, 'a hello without user is anonymous')
+  t.equal(c.status, 'open')
+  for (const junk of ['[1,2]', 'null', '"text"', '{"op":5}', '{"op":"joined"}', '{"op":"ack","ref":"nope","id":"x"}', '{"op":"pong"}',
+    '{"op":"event","room":"a"}', '{"op":"event","event":"x","id":"1"}', '{"op":"left","ref":7}']) s.push(junk)
+  s.joinAll()
+  t.same(c.rooms.get('a'), { joined: true, lastId: null, recovered: null })
+  s.push({ op: 'event', room: 'a', event: 'x', data: 1 })
+  s.push({ op: 'event', room: 'a', event: 'x', data: 2 })
+  t.same(got.map((e) => e.data), [1, 2], 'events without id cannot be deduplicated: both delivered')
+  for (const id of ['1', '2', '3', '1']) s.push({ op: 'event', room: 'a', event: 'x', data: id, id })
+  t.same(got.map((e) => e.data), [1, 2, '1', '2', '3', '1'], 'a window of 2 ids: the oldest is forgotten')
+  s.push({ op: 'error', ref: 12 })
+  s.push({ op: 'error', code: 'FORBIDDEN', message: 'm', ref: 'unknown-ref' })
+  t.match(errors, [{ code: 'ERROR', message: 'error', ref: 12 }, { code: 'FORBIDDEN', ref: 'unknown-ref' }], 'errors nobody waits for go to onError')
+  const published = c.publish('a', 'x')
+  const frame = s.frames('publish')[0]
+  t.equal(frame.data, null, 'undefined data is sent as null')
+  s.push({ op: 'ack', ref: frame.ref })
+  t.same(await published, { id: '' }, 'an ack without id')
+})
+
+t.test('close() before the socket exists, with a socket whose close throws, and a token function that returns no string', async (t) => {
+  let release!: (token: string) => void
+  const pending = client(t, { token: () => new Promise<string>((resolve) => { release = resolve }) })
+  await pending.c.close()
+  t.equal(pending.c.status, 'closed', 'closed while the token was on its way')
+  release('late')
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  t.equal(pending.sockets.length, 0, 'and no socket is opened after')
+
+  const errors: string[] = []
+  let calls = 0
+  const odd = client(t, {
+    token: (() => ++calls === 1 ? 42 : 'tok') as unknown as () => string,
+    onError: (err) => { errors.push(`${err.code}: ${err.message}`) }
+  })
+  const s = await odd.socket(1)
+  t.match(errors, [/^TOKEN: the token function failed: a token must be a string$/])
+  s.accept(null)
+  t.same(s.sent[0], { op: 'auth', token: 'tok', ref: s.sent[0].ref }, 'retried with a string')
+  s.close = () => { throw new Error('broken socket') }
+  odd.c.reconnect()
+  await odd.socket(2)
+  t.equal(odd.c.status, 'reconnecting', 'a socket that cannot be closed is dropped anyway')
+})
+
+t.test('token refresh: asked by the server, the client sends a fresh token from its token function on the live connection', async (t) => {
+  let n = 0
+  const errors: GatewayError[] = []
+  const { c, socket, sockets } = client(t, { token: () => `tok-${++n}`, onError: (err) => { errors.push(err) } })
+  c.join('a')
+  c.join('b')
+  const s = await socket(1)
+  s.accept(null)
+  s.push({ op: 'hello', conn: 'c-1', user: 'u1', ref: s.sent[0].ref })
+  s.joinAll()
+  s.push({ op: 'refresh', exp: 1_900_000_000 })
+  await until('the refresh frame', () => s.frames('refresh').length === 1)
+  const [asked] = s.frames('refresh')
+  t.match(asked, { op: 'refresh', token: 'tok-2' })
+  // the new token lost room b: the server leaves it, then answers
+  s.push({ op: 'left', room: 'b' })
+  s.push({ op: 'refreshed', ref: asked.ref, exp: 1_900_000_600 })
+  t.match(errors, [{ code: 'FORBIDDEN', room: 'b', message: /the server left room b/ }])
+  t.same([...c.rooms.keys()], ['a'], 'a room the server left is not rejoined')
+  const byHand = c.refresh()
+  await until('a second refresh', () => s.frames('refresh').length === 2)
+  t.equal(s.frames('refresh')[1].token, 'tok-3')
+  s.push({ op: 'refreshed', ref: s.frames('refresh')[1].ref, exp: 1_900_000_900 })
+  t.same(await byHand, { exp: 1_900_000_900 }, 'refresh() by hand resolves the new expiry')
+  const noExpiry = c.refresh()
+  await until('a third refresh', () => s.frames('refresh').length === 3)
+  s.push({ op: 'refreshed', ref: s.frames('refresh')[2].ref, exp: null })
+  t.same(await noExpiry, { exp: null })
+  t.equal(sockets.length, 1, 'never a reconnect')
+  t.equal(errors.length, 1)
+})
+
+t.test('token refresh: a fixed token is not refreshed; a failing token function or a refused token are reported', async (t) => {
+  const fixed = client(t, { token: 'fixed' })
+  const s1 = await fixed.socket(1)
+  s1.accept()
+  s1.push({ op: 'refresh', exp: 1 })
+  // the positive signal: a ping answered on a later turn of the event loop, after any refresh would have gone out
+  const later = fixed.c.ping()
+  setTimeout(() => { s1.push({ op: 'pong', ref: s1.frames('ping')[0].ref }) }, 0)
+  await later
+  t.same(s1.frames('refresh'), [], 'nothing to refresh with: the server ends the connection at expiry')
+  const anonymous = client(t)
+  await t.rejects(anonymous.c.refresh(), { code: 'TOKEN', message: 'no token to refresh with' })
+
+  let calls = 0
+  const errors: GatewayError[] = []
+  const failing = client(t, {
+    token: () => {
+      if (++calls === 2) throw new Error('session ended')
+      return `tok-${calls}`
+    },
+    onError: (err) => { errors.push(err) }
+  })
+  const s2 = await failing.socket(1)
+  s2.accept()
+  s2.push({ op: 'refresh', exp: 1 })
+  await until('the token error', () => errors.length === 1)
+  t.match(errors, [{ code: 'TOKEN', message: 'the token function failed: session ended' }])
+  s2.push({ op: 'refresh', exp: 1 })
+  await until('the refresh frame', () => s2.frames('refresh').length === 1)
+  s2.push({ op: 'error', code: 'UNAUTHENTICATED', message: 'a refreshed token must be for the same user', ref: s2.frames('refresh')[0].ref })
+  await until('the refusal', () => errors.length === 2)
+  t.match(errors[1], { code: 'UNAUTHENTICATED' })
+  s2.push({ op: 'refresh', exp: 1 })
+  await until('another refresh frame', () => s2.frames('refresh').length === 2)
+  s2.drop(1008)
+  await failing.socket(2)
+  t.equal(errors.length, 2, 'a refresh cut by the close is not an error of its own: the client reconnects')
 })
