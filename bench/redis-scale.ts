@@ -7,6 +7,7 @@
 // Node processes are pinned to CPU 0, redis-server to CPU 1 (taskset, when there are two CPUs or more).
 // Run: node --import tsx bench/redis-scale.ts
 // env: BENCH_TARGETS=standalone,cluster  BENCH_ROUNDS=3  BENCH_EVENTS=20000 (per window; a tenth with 1 in flight)
+//      BENCH_LOOP_S=10 (each loop stops issuing after this long)
 //      BENCH_ADAPTER=bench/lib/redis-adapter.ts  BENCH_PIN=0 (no taskset)
 import { cpus } from 'node:os'
 import { CAN_PIN, startChild, stopChild, type Child } from './lib/proc.js'
@@ -65,14 +66,14 @@ async function measure (name: string, target: { url?: string, nodes?: string[] }
   try {
     await Promise.all(nodes.map(async (n) => await n.call('start', {}, 60_000)))
     await b.call('members', { room: 'elsewhere', n: 10 })
-    await a.call('publish', { room: 'elsewhere', count: 200, window: 16 })
-    await a.call('publish', { room: 'bench', count: 2000, window: 16 }) // warm-up: JIT, scripts loaded
-    await a.call('bare', { count: 2000, window: 16 })
+    await a.call('publish', { room: 'elsewhere', count: 200, window: 16 }, 120_000)
+    await a.call('publish', { room: 'bench', count: 2000, window: 16 }, 120_000) // warm-up: JIT, scripts loaded
+    await a.call('bare', { count: 2000, window: 16 }, 120_000)
     const samples = new Map<number, Sample[]>(WINDOWS.map((w) => [w, []]))
     for (let round = 0; round < ROUNDS; round++) {
       for (const window of WINDOWS) {
         const count = window === 1 ? Math.max(500, Math.floor(EVENTS / 10)) : EVENTS
-        const bare = await a.call<LoopResult>('bare', { count, window })
+        const bare = await a.call<LoopResult>('bare', { count, window }, 120_000)
         // B's idle rate (heartbeats, timers), to subtract
         const idle0 = (await b.call<{ cpuUs: number }>('cpu')).cpuUs
         const idleT0 = process.hrtime.bigint()
@@ -81,17 +82,17 @@ async function measure (name: string, target: { url?: string, nodes?: string[] }
         for (const port of masters) await rawCommand(port, ['CONFIG', 'RESETSTAT'])
         const redis0 = (await Promise.all(masters.map(redisCpuUs))).reduce((x, y) => x + y, 0)
         const b0 = (await b.call<{ cpuUs: number, delivered: number }>('cpu'))
-        const ours = await a.call<LoopResult>('publish', { room: 'bench', count, window })
+        const ours = await a.call<LoopResult>('publish', { room: 'bench', count, window }, 120_000)
         const b1 = (await b.call<{ cpuUs: number, delivered: number }>('cpu'))
         const redis1 = (await Promise.all(masters.map(redisCpuUs))).reduce((x, y) => x + y, 0)
         const sample: Sample = {
           bareRate: bare.events / bare.seconds,
           rate: ours.events / ours.seconds,
-          aUs: ours.cpuUs / count,
-          bareUs: bare.cpuUs / count,
-          redisUs: (redis1 - redis0) / count,
+          aUs: ours.cpuUs / ours.events,
+          bareUs: bare.cpuUs / bare.events,
+          redisUs: (redis1 - redis0) / ours.events,
           scriptUs: await scriptUsPerCall(masters),
-          bUs: Math.max(0, (b1.cpuUs - b0.cpuUs) - idleRate * ours.seconds) / count
+          bUs: Math.max(0, (b1.cpuUs - b0.cpuUs) - idleRate * ours.seconds) / ours.events
         }
         if (b1.delivered !== b0.delivered) throw new Error('B delivered events of a room it has no member in')
         samples.get(window)?.push(sample)

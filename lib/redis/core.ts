@@ -140,10 +140,11 @@ export class RedisCore {
       command = given
     } else if (this.options.cluster !== undefined) {
       command = createRedisCluster(ioredis, this.options.cluster, { ...tuning, connectionName: `gw-bus-${this.busId}` },
-        { enableAutoPipelining: true, ...(this.options.clusterOptions ?? {}) })
+        { ...(this.options.clusterOptions ?? {}) })
     } else {
-      command = createRedisClient(ioredis, this.options.redis as RedisConnection, { ...tuning, connectionName: `gw-bus-${this.busId}` },
-        { enableAutoPipelining: true })
+      // no auto-pipelining: concurrent publishes already leave in one socket write per tick, and the pipeline
+      // objects it makes cost more CPU per publish than they save (measured, docs/benchmarks.md)
+      command = createRedisClient(ioredis, this.options.redis as RedisConnection, { ...tuning, connectionName: `gw-bus-${this.busId}` })
     }
     command.defineCommand('gwPublish', { lua: PUBLISH, numberOfKeys: 2 })
     command.defineCommand('gwHistory', { lua: HISTORY, numberOfKeys: 2 })

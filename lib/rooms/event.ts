@@ -36,8 +36,8 @@ class Event implements RoomEvent {
   readonly event: string
   readonly dataJson: string
   readonly time: number
-  readonly encoded = new Map<Encoder<unknown>, unknown>()
   private value: unknown
+  private cache: Map<Encoder<unknown>, unknown> | null = null
 
   constructor (position: StreamPosition, room: string, event: string, value: unknown, dataJson: string, time: number) {
     this.id = formatId(position.epoch, position.offset)
@@ -48,6 +48,11 @@ class Event implements RoomEvent {
     this.value = value
     this.dataJson = dataJson
     this.time = time
+  }
+
+  /** made on first use: an event nobody here receives is never encoded */
+  get encoded (): Map<Encoder<unknown>, unknown> {
+    return (this.cache ??= new Map())
   }
 
   get data (): unknown {

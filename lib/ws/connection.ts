@@ -4,6 +4,7 @@ import { afterCorkedFlush, corkForTick, isCorkedForTick } from '../io/cork.js'
 import type { GatewayUser } from '../auth/user.js'
 import type { RoomRegistry } from '../rooms/registry.js'
 import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/types.js'
+import { formatId } from '../rooms/ids.js'
 import { TokenBucket } from '../limits/token-bucket.js'
 import type { AddressRates } from './rates.js'
 import { MAX_JSON_DEPTH, isTooDeep, tooDeepMessage } from '../json.js'
@@ -226,9 +227,9 @@ export class SocketConnection {
    * with no gap to the live events and no duplicate; `announce(recovered)` sends the gateway's `joined` frame
    * (`recovered` is undefined without `since`). Already a member: only `announce()` runs; returns false.
    */
-  async joinRoom (room: string, options: { since?: string, announce: (recovered?: boolean) => void }): Promise<boolean> {
+  async joinRoom (room: string, options: { since?: string, announce: (recovered?: boolean, position?: string) => void }): Promise<boolean> {
     if (this.joined.has(room)) {
-      options.announce()
+      options.announce(undefined, this.positionOf(room))
       return false
     }
     if (this.ended) return false
@@ -239,7 +240,7 @@ export class SocketConnection {
     // whatever the client causes after `joined` is published after that position and reaches it
     const started = since === undefined ? this.options.registry.position(room) : undefined
     if (since === undefined && !isPromise(started)) {
-      options.announce()
+      options.announce(undefined, this.positionOf(room))
       return true
     }
     const buffered: RoomEvent[] = []
@@ -260,7 +261,7 @@ export class SocketConnection {
     this.resuming.delete(room)
     if (this.resuming.size === 0) this.resuming = null
     if (this.ended) return true
-    options.announce(since === undefined ? undefined : history.recovered)
+    options.announce(since === undefined ? undefined : history.recovered, this.positionOf(room))
     const replayed = new Set<string>()
     for (const event of history.events) {
       replayed.add(event.id)
@@ -270,6 +271,15 @@ export class SocketConnection {
       if (!replayed.has(event.id)) this.deliverFrame(encodeFor(event, wsEventEncoder))
     }
     return true
+  }
+
+  /**
+   * The room's position as this connection's `joined` goes out (an id a later join may give as `since`): events
+   * after it reach the connection live; with a resume, the replayed ones (up to it) follow `joined`.
+   */
+  private positionOf (room: string): string | undefined {
+    const position = this.options.registry.position(room)
+    return isPromise(position) ? undefined : formatId(position.epoch, position.offset)
   }
 
   /** Leaves `room`; false when this connection was not in it. */
