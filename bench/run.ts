@@ -8,10 +8,14 @@ const benches: Record<string, { file: string, flags: string[] }> = {
   // fan-out: the driver starts each server (pinned to CPU 0, --expose-gc) and its client processes (CPU 1) itself
   'ws-fanout': { file: 'ws-fanout.ts', flags: [] },
   'sse-fanout': { file: 'sse-fanout.ts', flags: [] },
+  'metrics-fanout': { file: 'metrics-fanout.ts', flags: [] },
+  'metrics-scrape': { file: 'metrics-scrape.ts', flags: [] },
   'redis-bus': { file: 'redis-bus.ts', flags: [] },
   'redis-instances': { file: 'redis-instances.ts', flags: [] },
   // per-event cost of the Redis broker: the driver pins its node processes and redis-server itself
-  'redis-scale': { file: 'redis-scale.ts', flags: [] }
+  'redis-scale': { file: 'redis-scale.ts', flags: [] },
+  // stream gateways: the driver starts the brokers, server.ts (CPU 0) and the baseline consumers (CPU 0) itself
+  streams: { file: 'streams.ts', flags: [] }
 }
 
 const chosen = process.argv.slice(2).filter((a) => !a.startsWith('-'))

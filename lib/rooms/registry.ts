@@ -23,6 +23,13 @@ export interface RoomRegistryOptions {
   gapTimeoutMs?: number
 }
 
+/** Members of a room with one encoder and one transport: each event is encoded once per encoder, counted once per group. */
+interface Group {
+  readonly encoder: Encoder<unknown>
+  readonly transport: string
+  readonly members: Set<Member>
+}
+
 /** An own publish on its way: who is excepted, and what its delivery counted (-1 until delivered). */
 interface PendingPublish {
   readonly except: string | undefined
@@ -46,8 +53,8 @@ const LIVE = 1
  */
 class LocalRoom {
   readonly members = new Map<string, Member>()
-  /** members grouped by encoder, so each event is encoded once per transport */
-  readonly groups = new Map<Encoder<unknown>, Set<Member>>()
+  /** members grouped by encoder and transport (a handful of groups per room) */
+  readonly groups: Group[] = []
   /** member count per user id, for presence */
   readonly users = new Map<string, number>()
   state = STARTING
@@ -131,12 +138,12 @@ export class RoomRegistry {
     }
     if (local.members.has(member.id)) return false
     local.members.set(member.id, member)
-    let group = local.groups.get(member.encoder)
+    let group = local.groups.find((g) => g.encoder === member.encoder && g.transport === member.transport)
     if (group === undefined) {
-      group = new Set()
-      local.groups.set(member.encoder, group)
+      group = { encoder: member.encoder, transport: member.transport, members: new Set() }
+      local.groups.push(group)
     }
-    group.add(member)
+    group.members.add(member)
     if (member.user !== null) local.users.set(member.user, (local.users.get(member.user) ?? 0) + 1)
     let joined = this.memberRooms.get(member.id)
     if (joined === undefined) {
@@ -153,10 +160,11 @@ export class RoomRegistry {
   leave (room: string, member: Member): boolean {
     const local = this.rooms.get(room)
     if (local === undefined || !local.members.delete(member.id)) return false
-    const group = local.groups.get(member.encoder)
-    if (group !== undefined) {
-      group.delete(member)
-      if (group.size === 0) local.groups.delete(member.encoder)
+    const at = local.groups.findIndex((g) => g.encoder === member.encoder && g.transport === member.transport)
+    if (at !== -1) {
+      const group = local.groups[at]
+      group.members.delete(member)
+      if (group.members.size === 0) local.groups.splice(at, 1)
     }
     if (member.user !== null) {
       const count = (local.users.get(member.user) ?? 1) - 1
@@ -361,17 +369,21 @@ export class RoomRegistry {
   /** Hands an event to the local members of its room, encoded once per encoder; returns how many took it. */
   private fanOut (local: LocalRoom, event: RoomEvent, except?: string): number {
     let delivered = 0
-    for (const [encoder, group] of local.groups) {
-      const encoded = encodeFor(event, encoder)
-      for (const member of group) {
+    for (const group of local.groups) {
+      const encoded = encodeFor(event, group.encoder)
+      let handed = 0
+      for (const member of group.members) {
         if (member.id === except) continue
         try {
           member.deliver(encoded, event)
-          delivered++
+          handed++
         } catch (err) {
           this.onDeliveryError(err, member, event)
         }
       }
+      // metrics: one add per transport group and event, never per member
+      if (handed > 0) this.counters.delivered(group.transport, handed)
+      delivered += handed
     }
     return delivered
   }
@@ -523,6 +535,11 @@ export class RoomRegistry {
   /** Local members of `room`. */
   members (room: string): Member[] {
     return [...(this.rooms.get(room)?.members.values() ?? [])]
+  }
+
+  /** Rooms with members on this instance (metrics: `gateways_rooms`). */
+  get localRoomCount (): number {
+    return this.rooms.size
   }
 
   /** Number of local members of `room`. */

@@ -6,6 +6,7 @@ import type { RoomRegistry } from '../rooms/registry.js'
 import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/types.js'
 import { formatId } from '../rooms/ids.js'
 import { TokenBucket } from '../limits/token-bucket.js'
+import type { DisconnectReason } from '../metrics/counters.js'
 import type { AddressRates } from './rates.js'
 import { MAX_JSON_DEPTH, isTooDeep, tooDeepMessage } from '../json.js'
 import { expiresAt, expiryWheel, refreshAt, type Expiring } from '../expiry.js'
@@ -95,6 +96,8 @@ export interface SocketConnectionOptions {
 }
 
 const OPEN = 1
+/** metrics: why a connection the server closed ended, by close code (anything else the server closes is an error) */
+const CLOSE_REASONS: Record<number, DisconnectReason> = { 1001: 'shutdown', 1008: 'rate_limited', 1009: 'too_large', 1013: 'slow_consumer' }
 /** frames accepted by the rate limit but not yet handled, while an async handler runs */
 const MAX_PENDING = 256
 
@@ -118,6 +121,8 @@ export class SocketConnection {
   private busy = false
   private handled = 0
   private ended = false
+  /** metrics: the first cause of the end seen; 'client' when the peer closed or vanished */
+  private endReason: DisconnectReason | null = null
   /** when the user's token expires (ms), and whether the client was asked to refresh it */
   private expiry: number | null = null
   private refreshAsked = false
@@ -140,6 +145,11 @@ export class SocketConnection {
       ? rawSocket as { write (chunk: Buffer): boolean }
       : null
     this.member = new ConnectionMember(this, options.transport, options.onDirect)
+    // metrics: counted open here and closed in end(); a frame over ws's own limit arrives as a socket error
+    options.registry.counters.connectionOpened(options.transport)
+    socket.on('error', (err: Error & { code?: string }) => {
+      this.endReason ??= err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'too_large' : 'error'
+    })
   }
 
   get user (): GatewayUser | null {
@@ -291,6 +301,7 @@ export class SocketConnection {
 
   /** Starts the closing handshake with `code`; the connection leaves its rooms at once and handles no more frames. */
   close (code: number, reason = ''): void {
+    if (!this.ended) this.endReason ??= CLOSE_REASONS[code] ?? 'error'
     if (this.end()) this.socket.close(code, reason)
   }
 
@@ -305,6 +316,7 @@ export class SocketConnection {
     if (this.ended) return
     if (!this.alive) {
       this.options.log.debug({ conn: this.id }, 'peer did not answer the ping: terminated')
+      this.endReason ??= 'ping_timeout'
       this.terminate()
       return
     }
@@ -322,6 +334,7 @@ export class SocketConnection {
     const rooms = [...this.joined]
     this.joined.clear()
     this.options.registry.leaveAll(this.member)
+    this.options.registry.counters.connectionClosed(this.options.transport, this.endReason ?? 'client')
     if (this.options.address !== undefined) this.options.address.rates.release(this.options.address.key)
     try {
       this.options.onEnd?.(this, rooms)
@@ -513,6 +526,7 @@ export class SocketConnection {
     if (now >= expiry) {
       this.options.log.info({ conn: this.id, user: this.currentUser?.id }, 'token expired: connection closed with 1008')
       this.fail('UNAUTHENTICATED', 'token expired')
+      this.endReason ??= 'unauthenticated'
       this.close(1008, 'token expired')
       return null
     }
@@ -526,6 +540,7 @@ export class SocketConnection {
   private refuse (message: string, ref: Ref | undefined): void {
     if (this.ended) return
     this.fail('UNAUTHENTICATED', message, ref)
+    this.endReason ??= 'unauthenticated'
     this.close(1008, 'unauthenticated')
   }
 
