@@ -70,6 +70,15 @@ function setup (gapTimeoutMs = 60_000) {
 
 const tick = async () => { await new Promise((resolve) => setImmediate(resolve)) }
 
+/** waits for `predicate`, at most 5 s */
+async function until (predicate: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
 t.test('subscription events are delivered in offset order, once; a hole waits until it is filled live', async (t) => {
   const { broker, registry, member } = setup()
   const m = member()
@@ -172,10 +181,40 @@ t.test('a hole history cannot fill is skipped and counted; what waited behind it
   failed.broker.positions[0].answer.resolve({ epoch: 'ep', offset: 0 })
   await tick()
   failed.broker.handler.deliver(ev('r', 'ep', 2))
-  await new Promise((resolve) => setTimeout(resolve, 40))
-  failed.broker.histories[0].answer.reject(new Error('redis down'))
+  for (let i = 0; i < 4; i++) {
+    await until(() => failed.broker.histories.length > i)
+    t.same(n.got, [], `history failed ${i} times: still waiting`)
+    failed.broker.histories[i].answer.reject(new Error('redis down'))
+    await tick()
+  }
+  t.same(n.got, ['ep-2'], 'history unavailable four times in a row: what waited goes out anyway')
+})
+
+t.test('history read before the held events were published settles nothing: read again, the hole is filled', async (t) => {
+  const { broker, registry, member } = setup(10)
+  const m = member()
+  registry.join('r', m)
+  broker.positions[0].answer.resolve({ epoch: 'ep', offset: 0 })
   await tick()
-  t.same(n.got, ['ep-2'], 'history unavailable: what waited goes out anyway')
+  broker.handler.deliver(ev('r', 'ep', 1))
+  broker.handler.deliver(ev('r', 'ep', 3))
+  await until(() => broker.histories.length === 1)
+  // its answer trails event 3: Redis was at offset 1 when it ran
+  broker.histories[0].answer.resolve({ events: [], recovered: true, position: { epoch: 'ep', offset: 1 } })
+  await tick()
+  t.same(m.got, ['ep-1'], 'event 2 may still come: 3 keeps waiting')
+  await until(() => broker.histories.length === 2)
+  t.equal(broker.histories[1].since, 'ep-1', 'read again from the same place')
+  broker.histories[1].answer.resolve({ events: [ev('r', 'ep', 2), ev('r', 'ep', 3)], recovered: true, position: { epoch: 'ep', offset: 3 } })
+  await tick()
+  t.same(m.got, ['ep-1', 'ep-2', 'ep-3'])
+  t.equal(registry.holesSkipped, 0)
+  broker.handler.deliver(ev('r', 'ep', 5))
+  await until(() => broker.histories.length === 3)
+  broker.histories[2].answer.resolve({ events: [], recovered: true, position: { epoch: 'ep', offset: 4 } })
+  await tick()
+  broker.handler.deliver(ev('r', 'ep', 4))
+  t.same(m.got.slice(3), ['ep-4', 'ep-5'], 'filled live while it waited to read again')
 })
 
 t.test('a subscription in place (again) catches the room up from the last delivered offset', async (t) => {

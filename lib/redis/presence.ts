@@ -73,6 +73,8 @@ export class RedisPresence implements PresenceManager, HeartbeatPart {
     await Promise.all(touches)
     const rewrite = [...this.stale]
     this.stale.clear()
+    // a whole rewrite carries the joins and leaves not flushed yet: adding them after it would count them twice
+    for (const room of rewrite) this.deltas.delete(room)
     try {
       await Promise.all(rewrite.map(async (room) => { await this.write(room, 'set', this.local.get(room)) }))
       const roomsKey = keys.roomsOf(this.id)

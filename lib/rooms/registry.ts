@@ -42,6 +42,9 @@ interface Held {
   readonly pending: PendingPublish | undefined
 }
 
+/** a hole that history fails to settle this many times in a row is skipped */
+const MAX_CATCH_UP_RETRIES = 3
+
 const STARTING = 0
 const LIVE = 1
 
@@ -67,6 +70,8 @@ class LocalRoom {
   /** a catch-up was asked for while one ran, or before the start position was known */
   catchUpAgain = false
   gapTimer: NodeJS.Timeout | null = null
+  /** catch-ups in a row that could not settle the hole (history failed, or was older than the held events) */
+  catchUpRetries = 0
   startWaiters: Array<() => void> | null = null
 }
 
@@ -288,14 +293,18 @@ export class RoomRegistry {
       return delivered
     }
     this.hold(local, event, pending)
-    if (local.gapTimer === null && !local.catchingUp) {
-      local.gapTimer = setTimeout(() => {
-        local.gapTimer = null
-        this.catchUp(room, local)
-      }, this.gapTimeoutMs)
-      local.gapTimer.unref()
-    }
+    if (!local.catchingUp) this.armGapTimer(room, local)
     return -1
+  }
+
+  /** A hole not filled live within `gapTimeoutMs` is filled from history. */
+  private armGapTimer (room: string, local: LocalRoom): void {
+    if (local.gapTimer !== null) return
+    local.gapTimer = setTimeout(() => {
+      local.gapTimer = null
+      this.catchUp(room, local)
+    }, this.gapTimeoutMs)
+    local.gapTimer.unref()
   }
 
   private hold (local: LocalRoom, event: RoomEvent, pending: PendingPublish | undefined): void {
@@ -462,8 +471,21 @@ export class RoomRegistry {
       for (const event of result.events) this.offer(room, local, event, undefined)
       if (!result.recovered && local.held.length === 0 && result.events.length > 0) this.holesSkipped++
     }
-    // whatever hole is left cannot be filled: go on with what waited behind it
-    if (local.held.length > 0) this.flushHeld(room, local)
+    if (local.held.length > 0) {
+      // history read before the held events were published (its answer can trail them: another connection, a
+      // script reloaded after NOSCRIPT) says nothing of the hole: the missing events may still come live, so wait
+      // and read again; history that failed is asked again too, a bounded number of times
+      const newest = local.held[local.held.length - 1].event
+      const before = result?.position !== undefined && result.position.epoch === newest.epoch && result.position.offset < newest.offset
+      if ((before || result === null) && local.catchUpRetries < MAX_CATCH_UP_RETRIES) {
+        local.catchUpRetries++
+        this.armGapTimer(room, local)
+      } else {
+        // whatever hole is left cannot be filled: go on with what waited behind it
+        this.flushHeld(room, local)
+      }
+    }
+    if (local.held.length === 0) local.catchUpRetries = 0
     if (local.catchUpAgain) {
       local.catchUpAgain = false
       this.catchUp(room, local)
