@@ -8,7 +8,7 @@
 // Run: node --import tsx bench/redis-scale.ts
 // env: BENCH_TARGETS=standalone,cluster  BENCH_ROUNDS=3  BENCH_EVENTS=20000 (per window; a tenth with 1 in flight)
 //      BENCH_LOOP_S=10 (each loop stops issuing after this long)
-//      BENCH_ADAPTER=bench/lib/redis-adapter.ts  BENCH_PIN=0 (no taskset)
+//      BENCH_ADAPTER=bench/lib/redis-adapter.ts  BENCH_AUTOPIPELINE=1 (ioredis auto-pipelining on)  BENCH_PIN=0 (no taskset)
 import { cpus } from 'node:os'
 import { CAN_PIN, startChild, stopChild, type Child } from './lib/proc.js'
 import { startRedis, startRedisCluster, rawCommand } from '../test/helpers/redis.js'
@@ -119,7 +119,7 @@ async function measure (name: string, target: { url?: string, nodes?: string[] }
 }
 
 try {
-  console.log(`node --import tsx bench/redis-scale.ts  (BENCH_ROUNDS=${ROUNDS} BENCH_EVENTS=${EVENTS}; ${cpus().length} CPUs, ` +
+  console.log(`node --import tsx bench/redis-scale.ts  (BENCH_ROUNDS=${ROUNDS} BENCH_EVENTS=${EVENTS}${process.env.BENCH_AUTOPIPELINE === '1' ? ' BENCH_AUTOPIPELINE=1' : ''}; ${cpus().length} CPUs, ` +
     `${CAN_PIN ? `node processes pinned to CPU ${NODE_CPU}, redis-server to CPU ${REDIS_CPU}` : 'not pinned'}; ~200-byte JSON; median (min-max) of the rounds)`)
   for (const target of TARGETS) {
     if (target === 'standalone') {

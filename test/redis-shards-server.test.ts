@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { keySlot } from '../lib/redis/slot.js'
-import { startRedisCluster, type RedisCluster } from './helpers/redis.js'
+import { startRedisCluster, until, type RedisCluster } from './helpers/redis.js'
 import { connectWs, joinRoom, openSse, poll, signToken, startInstances, type Instance } from './helpers/instance.js'
 import { openWs, type Frames } from './helpers/ws-client.js'
 import { WEBHOOK_SECRET, checkoutSession, eventPayload, sign } from './helpers/fake-stripe.js'
@@ -79,6 +79,8 @@ t.test('three server.ts instances on a Redis Cluster behave as one', async (t) =
     await joinRoom(ws, room)
     const sse = await openSse(t, c.port, `/sse?room=${room}`)
     t.equal(sse.status, 200)
+    // the SSE stream is open once the room's position is read; its SSUBSCRIBE may still be on its way
+    await until(async () => await shardNumsub(cluster, room) >= 2, 10_000, 'B and C to subscribe')
     t.equal(await shardNumsub(cluster, room), 2, 'B and C subscribed to the room\'s shard channel; A did not')
     t.equal(await shardNumsub(cluster, quiet), 0, 'nobody to a room without members')
     const sent = await publish(a, room, 'notification', { title: 'New Message!' })

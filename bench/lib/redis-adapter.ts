@@ -7,8 +7,17 @@ import type { BenchNode, BenchTarget } from './redis-node.js'
 
 const encoder: Encoder<string> = { name: 'bench', encode: (ev) => `{"op":"event","data":${ev.dataJson},"id":"${ev.id}"}` }
 
+/** BENCH_AUTOPIPELINE=1: the bus's command client with ioredis' auto-pipelining on (it ships with it off) */
+const AUTOPIPELINE = process.env.BENCH_AUTOPIPELINE === '1'
+
+function where (target: BenchTarget) {
+  if (target.nodes !== undefined) return { cluster: target.nodes, ...(AUTOPIPELINE ? { clusterOptions: { enableAutoPipelining: true } } : {}) }
+  const url = new URL(target.url as string)
+  return { redis: AUTOPIPELINE ? { host: url.hostname, port: Number(url.port), enableAutoPipelining: true } : url.href }
+}
+
 export async function createNode (target: BenchTarget, prefix: string): Promise<BenchNode> {
-  const bus = new RedisBus({ ...(target.nodes === undefined ? { redis: target.url as string } : { cluster: target.nodes }), keyPrefix: prefix, historySize: 100 })
+  const bus = new RedisBus({ ...where(target), keyPrefix: prefix, historySize: 100 })
   const registry = new RoomRegistry({ bus })
   return {
     ready: async () => { await bus.waitReady(15_000) },

@@ -55,7 +55,7 @@ export interface HttpAnswer {
 
 export interface StartOptions {
   name?: string
-  /** how long start-up may take until the listening line (tsx compiles server.ts on a loaded machine) */
+  /** how long start-up may take until the listening line (tsx compiles server.ts on a loaded machine); default 60 s */
   startTimeoutMs?: number
   /** pin server.ts to this CPU with `taskset -c` when taskset exists (benchmarks); it execs, so the pid stays */
   cpu?: number
@@ -176,7 +176,7 @@ export async function startInstance (t: Pick<Test, 'after'>, env: Record<string,
   }
   t.after(async () => { await stop() })
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000)
+  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000)
   await new Promise<void>((resolve, reject) => {
     const check = () => {
       if (url !== '' && pid > 0) {
@@ -189,7 +189,7 @@ export async function startInstance (t: Pick<Test, 'after'>, env: Record<string,
     }
     const timer = setTimeout(() => {
       done()
-      reject(new Error(`instance ${name} did not listen within ${options.startTimeoutMs ?? 30_000} ms:\n${logs.slice(-20).join('\n')}`))
+      reject(new Error(`instance ${name} did not listen within ${options.startTimeoutMs ?? 60_000} ms:\n${logs.slice(-20).join('\n')}`))
     }, Math.max(deadline - Date.now(), 0))
     const done = () => {
       clearTimeout(timer)
