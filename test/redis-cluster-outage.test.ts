@@ -3,6 +3,9 @@ import { startRedis, type RedisServer } from './helpers/redis.js'
 import { connectWs, joinRoom, openSse, poll, signToken, startInstance, startInstances, type Instance } from './helpers/instance.js'
 import { parseId } from '../lib/rooms/ids.js'
 
+// several server.ts processes start (tsx compiles each): on a busy machine that outlasts the default file timeout
+t.setTimeout(180_000)
+
 // Failures of a two-instance deployment, with real processes: Redis restarting under live connections, and an
 // instance killed without a chance to clean up.
 

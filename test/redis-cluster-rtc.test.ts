@@ -5,6 +5,9 @@ import { startRedis, until } from './helpers/redis.js'
 import { joinRoom, poll, startInstance, startInstances, type Instance } from './helpers/instance.js'
 import { openWs, type Frames } from './helpers/ws-client.js'
 
+// several server.ts processes start (tsx compiles each): on a busy machine that outlasts the default file timeout
+t.setTimeout(180_000)
+
 // WebRTC signaling between server.ts processes on one Redis: peers of one room on different instances find
 // each other and exchange offers, answers and candidates as if they were on one instance, and hear of the peers of
 // an instance that crashes leaving.

@@ -3,6 +3,9 @@ import { startRedis } from './helpers/redis.js'
 import { connectWs, joinRoom, openSse, poll, signToken, startInstances, type Instance } from './helpers/instance.js'
 import { WEBHOOK_SECRET, checkoutSession, eventPayload, sign } from './helpers/fake-stripe.js'
 
+// several server.ts processes start (tsx compiles each): on a busy machine that outlasts the default file timeout
+t.setTimeout(180_000)
+
 // Two server.ts processes on one real redis-server, configured only through the environment (REDIS_URL and the
 // rest), as they would run behind a load balancer. Every client talks real HTTP, SSE and WebSocket.
 
