@@ -1,9 +1,8 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { RedisBus } from '../lib/redis/bus.js'
 import { RoomRegistry } from '../lib/rooms/registry.js'
 import { startRedis, until } from './helpers/redis.js'
-import { joinRoom, poll, startInstance, startInstances, type Instance } from './helpers/instance.js'
-import { openWs, type Frames } from './helpers/ws-client.js'
+import { connectRtc, joinRoom, poll, startInstance, startInstances } from './helpers/instance.js'
 
 // several server.ts processes start (tsx compiles each): on a busy machine that outlasts the default file timeout
 t.setTimeout(180_000)
@@ -21,14 +20,6 @@ const OFFER = { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt
 const ANSWER = { type: 'answer', sdp: 'v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n' }
 const CANDIDATE = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host', sdpMid: '0', sdpMLineIndex: 0 }
 
-/** An rtc signaling client of `instance`, past `hello` (its `conn` is its peer id); terminated in `t.after`. */
-async function connectRtc (t: Pick<Test, 'after'>, instance: Instance): Promise<Frames & { peer: string }> {
-  const frames = await openWs(instance.wsUrl('/rtc'))
-  t.after(() => { frames.ws.terminate() })
-  const hello = await frames.next(10_000)
-  if (hello.op !== 'hello') throw new Error(`expected hello from ${instance.name}, got ${JSON.stringify(hello)}`)
-  return Object.assign(frames, { peer: hello.conn as string })
-}
 
 t.test('rtc peers on two instances of one Redis', async (t) => {
   const redis = await startRedis(t)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { startRedis } from './helpers/redis.js'
-import { connectWs, joinRoom, openSse, poll, signToken, startInstances, type Instance } from './helpers/instance.js'
+import { connectWs, joinRoom, openSse, poll, roomsApi, signToken, startInstances } from './helpers/instance.js'
 import { WEBHOOK_SECRET, checkoutSession, eventPayload, sign } from './helpers/fake-stripe.js'
 
 // several server.ts processes start (tsx compiles each): on a busy machine that outlasts the default file timeout
@@ -12,24 +12,14 @@ t.setTimeout(180_000)
 const JWT_SECRET = 'cluster-test-secret-that-is-long-enough-for-hs256'
 const API_KEY = 'ops-cluster-0123456789abcdef'
 const auth = { authorization: `Bearer ${API_KEY}` }
+const { publish, presence } = roomsApi(auth)
 
 /** The position of the stream's `index`-th room in a stream id (`<position>~<position>...`). */
 function entryOf (streamId: string | undefined, index: number): string | undefined {
   return streamId?.split('~')[index]
 }
 
-/** Publishes through the HTTP API of `instance`; resolves the 202 body `{ id, delivered }`. */
-async function publish (instance: Instance, room: string, event: string, data: unknown, headers: Record<string, string> = {}) {
-  const answer = await instance.request('POST', `/api/rooms/${room}/events`, { headers: { ...auth, ...headers }, body: { event, data } })
-  if (answer.status !== 202) throw new Error(`publish on ${instance.name} answered ${answer.status}: ${JSON.stringify(answer.body)}`)
-  return answer.body as { id: string, delivered: number }
-}
 
-async function presence (instance: Instance, room: string): Promise<{ members: number, users: string[] }> {
-  const answer = await instance.request('GET', `/api/rooms/${room}`, { headers: auth })
-  if (answer.status !== 200) throw new Error(`presence on ${instance.name} answered ${answer.status}`)
-  return { members: answer.body.members, users: [...answer.body.users].sort() }
-}
 
 t.test('two server.ts instances on one Redis behave as one', async (t) => {
   const redis = await startRedis(t)

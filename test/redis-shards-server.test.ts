@@ -1,8 +1,7 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { keySlot } from '../lib/redis/slot.js'
 import { startRedisCluster, until, type RedisCluster } from './helpers/redis.js'
-import { connectWs, joinRoom, openSse, poll, signToken, startInstances, type Instance } from './helpers/instance.js'
-import { openWs, type Frames } from './helpers/ws-client.js'
+import { connectRtc, connectWs, joinRoom, openSse, poll, roomsApi, signToken, startInstances } from './helpers/instance.js'
 import { WEBHOOK_SECRET, checkoutSession, eventPayload, sign } from './helpers/fake-stripe.js'
 
 // Three server.ts processes on a real Redis Cluster (three masters with a replica each), configured only through
@@ -12,19 +11,10 @@ import { WEBHOOK_SECRET, checkoutSession, eventPayload, sign } from './helpers/f
 const JWT_SECRET = 'shards-test-secret-that-is-long-enough-for-hs256'
 const API_KEY = 'ops-shards-0123456789abcdef'
 const auth = { authorization: `Bearer ${API_KEY}` }
+const { publish, presence } = roomsApi(auth)
 const PREFIX = 'gw'
 
-async function publish (instance: Instance, room: string, event: string, data: unknown, headers: Record<string, string> = {}) {
-  const answer = await instance.request('POST', `/api/rooms/${room}/events`, { headers: { ...auth, ...headers }, body: { event, data } })
-  if (answer.status !== 202) throw new Error(`publish on ${instance.name} answered ${answer.status}: ${JSON.stringify(answer.body)}`)
-  return answer.body as { id: string, delivered: number }
-}
 
-async function presence (instance: Instance, room: string): Promise<{ members: number, users: string[] }> {
-  const answer = await instance.request('GET', `/api/rooms/${room}`, { headers: auth })
-  if (answer.status !== 200) throw new Error(`presence on ${instance.name} answered ${answer.status}`)
-  return { members: answer.body.members, users: [...answer.body.users].sort() }
-}
 
 /** The position of the stream's `index`-th room in a stream id. */
 function entryOf (streamId: string | undefined, index: number): string | undefined {
@@ -48,13 +38,6 @@ async function shardNumsub (cluster: RedisCluster, room: string): Promise<number
   return Number(reply.trim().split('\r\n').at(-1)?.replace(':', ''))
 }
 
-async function connectRtc (t: Pick<Test, 'after'>, instance: Instance): Promise<Frames & { peer: string }> {
-  const frames = await openWs(instance.wsUrl('/rtc'))
-  t.after(() => { frames.ws.terminate() })
-  const hello = await frames.next(10_000)
-  if (hello.op !== 'hello') throw new Error(`expected hello from ${instance.name}, got ${JSON.stringify(hello)}`)
-  return Object.assign(frames, { peer: hello.conn as string })
-}
 
 // a cluster, three server.ts processes and a failover take longer than the default file timeout on a busy machine
 t.setTimeout(180_000)

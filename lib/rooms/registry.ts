@@ -42,6 +42,19 @@ interface Held {
   readonly pending: PendingPublish | undefined
 }
 
+/** Hands what `read` gives (null when it throws or rejects) to `done`: at once when it is synchronous. */
+function whenSettled<T> (read: () => MaybePromise<T>, done: (value: T | null) => void): void {
+  let value: MaybePromise<T>
+  try {
+    value = read()
+  } catch {
+    done(null)
+    return
+  }
+  if (isPromise(value)) value.then(done, () => { done(null) })
+  else done(value)
+}
+
 /** a hole that history fails to settle this many times in a row is skipped */
 const MAX_CATCH_UP_RETRIES = 3
 
@@ -401,15 +414,7 @@ export class RoomRegistry {
 
   private startRoom (room: string, local: LocalRoom): void {
     this.broker.subscribe(room)
-    let position: MaybePromise<StreamPosition>
-    try {
-      position = this.broker.position(room)
-    } catch {
-      this.started(room, local, null)
-      return
-    }
-    if (isPromise(position)) position.then((p) => { this.started(room, local, p) }, () => { this.started(room, local, null) })
-    else this.started(room, local, position)
+    whenSettled(() => this.broker.position(room), (position) => { this.started(room, local, position) })
   }
 
   private started (room: string, local: LocalRoom, position: StreamPosition | null): void {
@@ -445,15 +450,7 @@ export class RoomRegistry {
     }
     local.catchingUp = true
     const since = formatId(local.epoch, local.offset)
-    let result: MaybePromise<HistoryResult>
-    try {
-      result = this.broker.history(room, since, { repair: true })
-    } catch {
-      this.caughtUp(room, local, null)
-      return
-    }
-    if (isPromise(result)) result.then((r) => { this.caughtUp(room, local, r) }, () => { this.caughtUp(room, local, null) })
-    else this.caughtUp(room, local, result)
+    whenSettled(() => this.broker.history(room, since, { repair: true }), (result) => { this.caughtUp(room, local, result) })
   }
 
   private caughtUp (room: string, local: LocalRoom, result: HistoryResult | null): void {

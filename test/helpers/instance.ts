@@ -450,3 +450,28 @@ export async function joinRoom (frames: Frames, room: string, since?: string): P
   if (answer.op !== 'joined') throw new Error(`join ${room} refused: ${JSON.stringify(answer)}`)
   return answer
 }
+
+/** The external HTTP API of the instances, with one API key: publish (the 202 body) and a room's presence. */
+export function roomsApi (auth: Record<string, string>) {
+  return {
+    async publish (instance: Instance, room: string, event: string, data: unknown, headers: Record<string, string> = {}): Promise<{ id: string, delivered: number }> {
+      const answer = await instance.request('POST', `/api/rooms/${room}/events`, { headers: { ...auth, ...headers }, body: { event, data } })
+      if (answer.status !== 202) throw new Error(`publish on ${instance.name} answered ${answer.status}: ${JSON.stringify(answer.body)}`)
+      return answer.body as { id: string, delivered: number }
+    },
+    async presence (instance: Instance, room: string): Promise<{ members: number, users: string[] }> {
+      const answer = await instance.request('GET', `/api/rooms/${room}`, { headers: auth })
+      if (answer.status !== 200) throw new Error(`presence on ${instance.name} answered ${answer.status}: ${JSON.stringify(answer.body)}`)
+      return { members: answer.body.members, users: [...answer.body.users].sort() }
+    }
+  }
+}
+
+/** An rtc signaling client of `instance`, past `hello` (its `conn` is its peer id); terminated in `t.after`. */
+export async function connectRtc (t: Pick<Test, 'after'>, instance: Instance): Promise<Frames & { peer: string }> {
+  const frames = await openWs(instance.wsUrl('/rtc'))
+  t.after(() => { frames.ws.terminate() })
+  const hello = await frames.next(10_000)
+  if (hello.op !== 'hello') throw new Error(`expected hello from ${instance.name}, got ${JSON.stringify(hello)}`)
+  return Object.assign(frames, { peer: hello.conn as string })
+}
