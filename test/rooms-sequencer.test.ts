@@ -70,6 +70,16 @@ function setup (gapTimeoutMs = 60_000) {
 
 const tick = async () => { await new Promise((resolve) => setImmediate(resolve)) }
 
+/** A registry with member `m` in room `r`, live from position ep-0. */
+async function live (gapTimeoutMs?: number) {
+  const scripted = setup(gapTimeoutMs)
+  const m = scripted.member()
+  scripted.registry.join('r', m)
+  scripted.broker.positions[0].answer.resolve({ epoch: 'ep', offset: 0 })
+  await tick()
+  return { ...scripted, m }
+}
+
 /** waits for `predicate`, at most 5 s */
 async function until (predicate: () => boolean): Promise<void> {
   const deadline = Date.now() + 5000
@@ -144,11 +154,7 @@ t.test('an own publish: answered before its echo, or echoed before its answer, i
 })
 
 t.test('an own publish ahead of events not here yet waits for them; the hole is filled from history after the timeout', async (t) => {
-  const { broker, registry, member } = setup(30)
-  const m = member()
-  registry.join('r', m)
-  broker.positions[0].answer.resolve({ epoch: 'ep', offset: 0 })
-  await tick()
+  const { broker, registry, m } = await live(30)
   const published = registry.publish('r', 'e', 'mine') as Promise<{ id: string, delivered: number }>
   broker.publishes[0].answer.resolve(ev('r', 'ep', 3, 'mine'))
   await tick()
@@ -163,11 +169,7 @@ t.test('an own publish ahead of events not here yet waits for them; the hole is 
 })
 
 t.test('a hole history cannot fill is skipped and counted; what waited behind it goes out', async (t) => {
-  const { broker, registry, member } = setup(10)
-  const m = member()
-  registry.join('r', m)
-  broker.positions[0].answer.resolve({ epoch: 'ep', offset: 0 })
-  await tick()
+  const { broker, registry, m } = await live(10)
   broker.handler.deliver(ev('r', 'ep', 1))
   broker.handler.deliver(ev('r', 'ep', 5))
   await new Promise((resolve) => setTimeout(resolve, 40))
@@ -175,11 +177,8 @@ t.test('a hole history cannot fill is skipped and counted; what waited behind it
   await tick()
   t.same(m.got, ['ep-1', 'ep-4', 'ep-5'], '2 and 3 were trimmed: skipped')
   t.equal(registry.holesSkipped, 1)
-  const failed = setup(10)
-  const n = failed.member()
-  failed.registry.join('r', n)
-  failed.broker.positions[0].answer.resolve({ epoch: 'ep', offset: 0 })
-  await tick()
+  const failed = await live(10)
+  const n = failed.m
   failed.broker.handler.deliver(ev('r', 'ep', 2))
   for (let i = 0; i < 4; i++) {
     await until(() => failed.broker.histories.length > i)
@@ -191,11 +190,7 @@ t.test('a hole history cannot fill is skipped and counted; what waited behind it
 })
 
 t.test('history read before the held events were published settles nothing: read again, the hole is filled', async (t) => {
-  const { broker, registry, member } = setup(10)
-  const m = member()
-  registry.join('r', m)
-  broker.positions[0].answer.resolve({ epoch: 'ep', offset: 0 })
-  await tick()
+  const { broker, registry, m } = await live(10)
   broker.handler.deliver(ev('r', 'ep', 1))
   broker.handler.deliver(ev('r', 'ep', 3))
   await until(() => broker.histories.length === 1)
@@ -274,11 +269,7 @@ t.test('history for a member stops at what was delivered here; later events come
 })
 
 t.test('an own publish still waiting when the room empties, or the registry closes, resolves', async (t) => {
-  const { broker, registry, member } = setup()
-  const m = member()
-  registry.join('r', m)
-  broker.positions[0].answer.resolve({ epoch: 'ep', offset: 0 })
-  await tick()
+  const { broker, registry, member, m } = await live()
   const waiting = registry.publish('r', 'e', 1) as Promise<{ id: string, delivered: number }>
   broker.publishes[0].answer.resolve(ev('r', 'ep', 2))
   await tick()
@@ -299,11 +290,7 @@ t.test('an own publish still waiting when the room empties, or the registry clos
 })
 
 t.test('a failed publish rejects and leaves nothing waiting; a publish with no local member is not tagged', async (t) => {
-  const { broker, registry, member } = setup()
-  const m = member()
-  registry.join('r', m)
-  broker.positions[0].answer.resolve({ epoch: 'ep', offset: 0 })
-  await tick()
+  const { broker, registry } = await live()
   const failing = registry.publish('r', 'e', 1)
   broker.publishes[0].answer.reject(new Error('down'))
   await t.rejects(async () => { await failing }, { message: 'down' })
