@@ -142,8 +142,8 @@ export class RedisCore {
       command = createRedisCluster(ioredis, this.options.cluster, { ...tuning, connectionName: `gw-bus-${this.busId}` },
         { ...(this.options.clusterOptions ?? {}) })
     } else {
-      // no auto-pipelining: concurrent publishes already leave in one socket write per tick, and the pipeline
-      // objects it makes cost more CPU per publish than they save (measured, docs/benchmarks.md)
+      // no auto-pipelining: commands written while the socket is busy already leave together, and turning it on
+      // showed no gain per publish in bench/redis-scale.ts (BENCH_AUTOPIPELINE=1; docs/benchmarks.md)
       command = createRedisClient(ioredis, this.options.redis as RedisConnection, { ...tuning, connectionName: `gw-bus-${this.busId}` })
     }
     command.defineCommand('gwPublish', { lua: PUBLISH, numberOfKeys: 2 })
