@@ -358,7 +358,7 @@ t.test('events missed while a subscription was down are replayed to the live mem
   const onB = member(b.registry)
   b.registry.join('room', onB)
   await b.registry.position('room')
-  await b.bus.waitReady(5000)
+  await b.bus.waitReady(15_000)
   await a.registry.publish('room', 'n', 1)
   await onB.until(() => onB.received.length === 1, 'the first event')
   const subscriber = b.bus.core.subscriptions?.connections()[0]
@@ -368,7 +368,7 @@ t.test('events missed while a subscription was down are replayed to the live mem
   const missed = [await a.registry.publish('room', 'n', 2), await a.registry.publish('room', 'n', 3)]
   t.equal(onB.received.length, 1, 'B could not receive them')
   await subscriber?.connect()
-  await b.bus.waitReady(5000)
+  await b.bus.waitReady(15_000)
   await onB.until(() => onB.received.length === 3, 'the missed events, caught up from history when the subscription is back')
   t.same(onB.received.slice(1).map((ev) => ev.id), missed.map((m) => m.id))
   t.ok(warnings.some((w) => w.includes('subscriber connection lost')), 'the loss was logged')
@@ -381,7 +381,7 @@ t.test('events missed while a subscription was down are replayed to the live mem
   t.equal(own.delivered, 1, 'B\'s own publish reached B\'s member, after the event before it')
   t.same(onB.received.map((ev) => ev.data), [1, 2, 3, 4, 'while unsubscribed'])
   await subscriber?.connect()
-  await b.bus.waitReady(5000)
+  await b.bus.waitReady(15_000)
   await a.registry.publish('room', 'n', 5)
   await onB.until(() => onB.received.length === 6, 'the event after the resubscription')
   t.same(onB.received.map((ev) => ev.data), [1, 2, 3, 4, 'while unsubscribed', 5], 'in offset order, none lost, none twice')
@@ -394,7 +394,7 @@ t.test('an instance receives the events of rooms it has members in only; subscri
   const { redis, prefix, a, b } = setup
   const onB = member(b.registry)
   b.registry.join('here', onB)
-  await b.bus.waitReady(5000)
+  await b.bus.waitReady(15_000)
   t.equal(await numsub(redis, `${prefix}:{here}:c`), 1, 'B subscribed to the room it has a member in')
   t.equal(await numsub(redis, `${prefix}:{elsewhere}:c`), 0, 'nobody to the other')
   await a.registry.publish('elsewhere', 'n', 1)

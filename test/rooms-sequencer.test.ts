@@ -300,3 +300,20 @@ t.test('a failed publish rejects and leaves nothing waiting; a publish with no l
   t.same(await lonely, { id: 'z-1', delivered: 0 })
   t.equal(registry.counters.eventsPublished, 1, 'the failed one is not counted')
 })
+
+t.test('a broker whose position throws: the first event is where delivery starts; a subscription back during a wait reads history at once', async (t) => {
+  const { broker, registry, member } = setup()
+  broker.positionNow = () => { throw new Error('not connected') }
+  const m = member()
+  registry.join('r', m)
+  t.same(registry.position('r'), { epoch: 'x', offset: 0 }, 'an unknown position')
+  broker.positionNow = null
+  broker.handler.deliver(ev('r', 'ep', 4))
+  broker.handler.deliver(ev('r', 'ep', 6))
+  t.same(m.got, ['ep-4'], '6 waits for 5')
+  broker.handler.subscribed(['r'])
+  t.same(broker.histories.map((h) => h.since), ['ep-4'], 'the subscription came back: history is read now, not after the gap timeout')
+  broker.histories[0].answer.resolve({ events: [ev('r', 'ep', 5), ev('r', 'ep', 6)], recovered: true, position: { epoch: 'ep', offset: 6 } })
+  await tick()
+  t.same(m.got, ['ep-4', 'ep-5', 'ep-6'])
+})
