@@ -206,22 +206,37 @@ export class SseStream implements Member<Buffer> {
       return
     }
     const plan = planReplay(this.rooms, histories, pending, sinces ?? this.rooms.map(() => null))
+    // A replay larger than the send buffer keeps its newest events, and the rooms that lost older ones get a gap
+    // first: a slow client cannot make the server hold more than that (the whole history of every room of the
+    // stream, otherwise), and one that cannot read it all does not reconnect into the same replay forever.
+    const encoded = plan.events.map((event) => encodeFor(event, sseEncoder))
+    let first = encoded.length
+    let bytes = 0
+    while (first > 0 && bytes + encoded[first - 1].length <= this.options.sendBufferBytes) bytes += encoded[--first].length
+    const gaps = new Set(plan.gaps)
+    const starts = [...plan.starts]
+    for (let j = 0; j < first; j++) {
+      const event = plan.events[j]
+      gaps.add(event.room)
+      // a room's events are in order: it resumes after the last one left out
+      starts[this.index === null ? 0 : this.index.get(event.room) as number] = event.id
+    }
     const chunks: Buffer[] = []
-    for (const room of plan.gaps) chunks.push(encodeGap(room))
+    for (const room of this.rooms) if (gaps.has(room)) chunks.push(encodeGap(room))
     // the ids of replayed events tell only what was written before them: a client cut off inside the replay
     // resumes with the rest of it
-    plan.starts.forEach((start, i) => {
+    starts.forEach((start, i) => {
       if (start !== null) this.advance(i, parsePosition(start))
       else if (positions !== null) this.advance(i, positions[i])
     })
-    for (const event of plan.events) {
+    for (let j = first; j < plan.events.length; j++) {
+      const event = plan.events[j]
       const i = this.index === null ? 0 : this.index.get(event.room) as number
       this.advance(i, event)
-      const encoded = encodeFor(event, sseEncoder)
       if (this.index === null) {
-        chunks.push(encoded)
+        chunks.push(encoded[j])
       } else {
-        chunks.push(Buffer.from(`id: ${formatStreamId(this.positions)}\n`), encoded.subarray(5 + event.id.length))
+        chunks.push(Buffer.from(`id: ${formatStreamId(this.positions)}\n`), encoded[j].subarray(5 + event.id.length))
       }
     }
     // from here on, each room stands where the registry has delivered to (never behind what was written)
@@ -231,8 +246,7 @@ export class SseStream implements Member<Buffer> {
       })
     }
     this.state = LIVE
-    // the replay is one write, exempt from the bound: it may exceed it on its own, and a stream that overflowed on
-    // its replay would reconnect into the same replay forever
+    // the replay is one write, within the bound on its own; bytes already waiting do not make it overflow
     if (chunks.length > 0) this.writer.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), true)
   }
 }

@@ -118,6 +118,11 @@ export class SocketConnection {
   private readonly pending: Array<Buffer | null> = []
   private readonly raw: { write (chunk: Buffer): boolean } | null
   private resuming: Map<string, RoomEvent[]> | null = null
+  /** bytes of the live events held back while resumes run */
+  private resumingBytes = 0
+  /** bytes of the frames waiting in `pending`, and their bound */
+  private pendingBytes = 0
+  private readonly maxPendingBytes: number
   private busy = false
   private handled = 0
   private ended = false
@@ -138,6 +143,7 @@ export class SocketConnection {
     const { bytesPerSec, bytesBurst, maxPayload } = options.limits
     this.bytes = bytesPerSec === undefined ? null : new TokenBucket(bytesPerSec, Math.max(bytesBurst ?? 0, maxPayload))
     this.addressBytes = options.address?.rates.acquire(options.address.key) ?? null
+    this.maxPendingBytes = Math.max(bytesBurst ?? 0, 4 * maxPayload)
     this.ops = new Map(Object.entries({ ping: pingOp, ...options.ops }))
     // Frame-once needs the raw stream under ws and a socket without per-message compression.
     const rawSocket = (socket as unknown as { _socket?: { write?: unknown } })._socket
@@ -200,11 +206,12 @@ export class SocketConnection {
       if (!this.strikes.take()) this.close(1008, 'rate limit exceeded')
       return
     }
-    if (this.pending.length >= MAX_PENDING) {
+    if (this.pending.length >= MAX_PENDING || this.pendingBytes + bytes.length > this.maxPendingBytes) {
       this.close(1008, 'too many frames waiting')
       return
     }
     this.pending.push(isBinary ? null : bytes)
+    if (!isBinary) this.pendingBytes += bytes.length
     if (!this.busy) this.drain()
   }
 
@@ -220,9 +227,17 @@ export class SocketConnection {
     this.send(ServerFrames.error(code, message, ref))
   }
 
-  /** Writes one pre-framed `event` (the same Buffer every member gets). */
+  /**
+   * Writes one pre-framed `event` (the same Buffer every member gets). The send buffer is judged after the tick's
+   * flush (`checkBuffer`); a connection already holding twice its bound unsent (many events in one tick, a resume)
+   * is closed with 1013 at once instead of taking more: what one connection keeps in memory stays bounded.
+   */
   deliverFrame (wire: WireFrame): void {
     if (!this.open) return
+    if (this.socket.bufferedAmount > 2 * this.options.limits.sendBufferBytes) {
+      this.slowReader()
+      return
+    }
     if (this.raw !== null) {
       corkForTick(this.raw)
       this.raw.write(wire.frame)
@@ -269,17 +284,29 @@ export class SocketConnection {
     }
     // from here on synchronous: nothing can be published in between
     this.resuming.delete(room)
-    if (this.resuming.size === 0) this.resuming = null
+    if (this.resuming.size === 0) {
+      this.resuming = null
+      this.resumingBytes = 0
+    }
     if (this.ended) return true
-    options.announce(since === undefined ? undefined : history.recovered, this.positionOf(room))
     const replayed = new Set<string>()
+    const frames: WireFrame[] = []
     for (const event of history.events) {
       replayed.add(event.id)
-      this.deliverFrame(encodeFor(event, wsEventEncoder))
+      frames.push(encodeFor(event, wsEventEncoder))
     }
     for (const event of buffered) {
-      if (!replayed.has(event.id)) this.deliverFrame(encodeFor(event, wsEventEncoder))
+      if (!replayed.has(event.id)) frames.push(encodeFor(event, wsEventEncoder))
     }
+    // a replay larger than the send buffer keeps its newest events: the resume is reported as not recovered (the
+    // client knows events are missing) rather than sent whole into a buffer it would overflow on every reconnect
+    let bytes = 0
+    let first = frames.length
+    while (first > 0 && bytes + frames[first - 1].frame.length <= this.options.limits.sendBufferBytes) {
+      bytes += frames[--first].frame.length
+    }
+    options.announce(since === undefined ? undefined : history.recovered && first === 0, this.positionOf(room))
+    for (let i = first; i < frames.length; i++) this.deliverFrame(frames[i])
     return true
   }
 
@@ -329,6 +356,7 @@ export class SocketConnection {
     if (this.ended) return false
     this.ended = true
     this.pending.length = 0
+    this.pendingBytes = 0
     this.resuming = null
     if (this.expiring !== null) expiryWheel.cancel(this.expiring)
     const rooms = [...this.joined]
@@ -344,16 +372,27 @@ export class SocketConnection {
     return true
   }
 
-  /** The registry's delivery of a live event: held back while this room's resume runs, else written. */
+  /**
+   * The registry's delivery of a live event: held back while this room's resume runs (at most a send buffer's worth:
+   * past it the client could not take the replay anyway, 1013), else written.
+   */
   deliverEvent (wire: WireFrame, event: RoomEvent): void {
     if (this.resuming !== null) {
       const buffer = this.resuming.get(event.room)
       if (buffer !== undefined) {
-        buffer.push(event)
+        this.resumingBytes += wire.frame.length
+        if (this.resumingBytes > this.options.limits.sendBufferBytes) this.slowReader()
+        else buffer.push(event)
         return
       }
     }
     this.deliverFrame(wire)
+  }
+
+  /** A client that cannot keep up: closed with 1013, leaving its rooms at once. */
+  private slowReader (): void {
+    this.options.log.info({ conn: this.id, bufferedAmount: this.socket.bufferedAmount }, 'client reads too slowly: closed with 1013')
+    this.close(1013, 'send buffer full')
   }
 
   private checkLater = false
@@ -372,14 +411,14 @@ export class SocketConnection {
       return true
     }
     if (this.socket.bufferedAmount <= this.options.limits.sendBufferBytes) return true
-    this.options.log.info({ conn: this.id, bufferedAmount: this.socket.bufferedAmount }, 'client reads too slowly: closed with 1013')
-    this.close(1013, 'send buffer full')
+    this.slowReader()
     return false
   }
 
   private drain (): void {
     while (this.pending.length > 0 && !this.busy && !this.ended) {
       const data = this.pending.shift() as Buffer | null
+      if (data !== null) this.pendingBytes -= data.length
       let result: void | Promise<void>
       try {
         result = this.handle(data)
