@@ -8,6 +8,9 @@ const benches: Record<string, { file: string, flags: string[] }> = {
   // fan-out: the driver starts each server (pinned to CPU 0, --expose-gc) and its client processes (CPU 1) itself
   'ws-fanout': { file: 'ws-fanout.ts', flags: [] },
   'sse-fanout': { file: 'sse-fanout.ts', flags: [] },
+  'ws-connect': { file: 'ws-connect.ts', flags: [] },
+  // profiles of one server kind (docs/performance.md); not part of a plain `npm run bench`
+  'ws-profile': { file: 'ws-profile.ts', flags: ['--max-old-space-size=4096'] },
   'redis-bus': { file: 'redis-bus.ts', flags: [] },
   'redis-instances': { file: 'redis-instances.ts', flags: [] }
 }
