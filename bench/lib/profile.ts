@@ -10,6 +10,11 @@ interface CallFrame { functionName: string, url: string, lineNumber: number }
 interface ProfileNode { id: number, callFrame: CallFrame }
 interface CpuProfile { nodes: ProfileNode[], samples: number[], timeDeltas: number[] }
 
+/** A file of the compiled package (bench/lib/build.ts) as the project file it came from. */
+function projectPath (path: string): string {
+  return path.replace(/node_modules\/\.cache\/fastify-gateways-bench\//, '')
+}
+
 export interface Hot { name: string, us: number, share: number }
 
 /** Where a frame's code lives: a project file, `node_modules/<package>`, `node:<internal>`, or V8's pseudo-frames. */
@@ -17,7 +22,7 @@ function placeOf (frame: CallFrame): string {
   const url = frame.url
   if (url === '') return frame.functionName.startsWith('(') ? frame.functionName : '(native)'
   if (url.startsWith('node:')) return 'node internals'
-  const path = url.startsWith('file:') ? fileURLToPath(url) : url
+  const path = projectPath(url.startsWith('file:') ? fileURLToPath(url) : url)
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)
   if (pkg !== null) return pkg[1]
   return relative(ROOT, path)
@@ -26,7 +31,7 @@ function placeOf (frame: CallFrame): string {
 function labelOf (frame: CallFrame): string {
   const name = frame.functionName === '' ? '(anonymous)' : frame.functionName
   if (frame.url === '') return name
-  const url = frame.url.startsWith('file:') ? fileURLToPath(frame.url) : frame.url
+  const url = projectPath(frame.url.startsWith('file:') ? fileURLToPath(frame.url) : frame.url)
   const file = url.startsWith('node:') ? url : /node_modules\//.test(url) ? url.replace(/.*node_modules\//, '') : relative(ROOT, url)
   return `${name} ${file}:${frame.lineNumber + 1}`
 }
