@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { pathToFileURL } from 'node:url'
+import { hostname } from 'node:os'
 import type { DestinationStream } from 'pino'
 import { loadConfig, ConfigError, type Config, type GatewayName } from './lib/config.js'
 import { loggerOptions } from './lib/log.js'
@@ -8,16 +9,22 @@ import { createRoomPolicy } from './lib/auth/policy.js'
 import type { Authenticate } from './lib/auth/user.js'
 import { MemoryDedupeStore, type DedupeStore } from './lib/stores/dedupe.js'
 import { rooms } from './plugins/rooms.js'
-import { healthRoutes } from './routes/health.js'
+import { health } from './plugins/health.js'
+import { metrics } from './plugins/metrics.js'
+import { admin } from './plugins/admin.js'
 import { RedisBus, RedisDedupeStore, createRedisClient, closeClient } from './lib/redis/index.js'
 import { kafkaGateway, type KafkaClientConfig } from './plugins/kafka.js'
+import { mqttGateway } from './plugins/mqtt.js'
+import { natsGateway } from './plugins/nats.js'
+import { redisStreamsGateway } from './plugins/redis-streams.js'
 import { wsGateway } from './plugins/ws.js'
 import { demoRoutes } from './routes/demo.js'
 import { sseGateway } from './plugins/sse.js'
 import { externalGateway } from './plugins/external.js'
 import { stripeGateway } from './plugins/stripe.js'
-import { publishStripeEvent } from './lib/stripe/publish.js'
 import { smsGateway } from './plugins/sms.js'
+import { sslcommerzGateway } from './plugins/sslcommerz.js'
+import { republishDemoPayment, sslcommerzDemoRoutes } from './routes/sslcommerz-demo.js'
 import { rtcSignalGateway } from './plugins/rtc-signal.js'
 
 /** What every gateway's wiring may use: the parsed config, auth shared by ws/sse/rtc, readiness checks to add. */
@@ -53,7 +60,14 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
     // GET / (the demo page) and the browser client, telling the page which other gateways are on
     const on = (name: GatewayName, path: string) => config.gateways.has(name) ? path : false as const
     await app.register(demoRoutes, {
-      endpoints: { ws: '/ws', sse: on('sse', '/sse'), rtc: on('rtc', '/rtc'), api: on('external', '/api') },
+      endpoints: {
+        ws: '/ws',
+        sse: on('sse', '/sse'),
+        rtc: on('rtc', '/rtc'),
+        api: on('external', '/api'),
+        // the sslcommerz demo checkout exists in the sandbox only (see the sslcommerz entry below)
+        sslcommerz: config.SSLCOMMERZ_LIVE ? false : on('sslcommerz', '/demo/sslcommerz')
+      },
       publishRooms: config.CLIENT_PUBLISH_ROOMS
     })
   },
@@ -103,18 +117,45 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       bodyLimit: config.STRIPE_BODY_LIMIT,
       handlerTimeoutMs: config.STRIPE_HANDLER_TIMEOUT_MS,
       store,
-      on: { '*': async (event, ctx) => { await publishStripeEvent(ctx.rooms, event, ctx.log) } }
+      // stripe.<type> to room stripe and user:<id> (docs/stripe.md)
+      publish: true
     })
   },
-  sms: async (app, { config }) => {
+  sms: async (app, { config, createStore }) => {
+    const store = createStore('sms')
+    app.addHook('onClose', async () => { await store.close() })
     await app.register(smsGateway, {
       // loadConfig refuses to start the sms gateway without it
       authToken: config.TWILIO_AUTH_TOKEN as string[],
       accountSid: config.TWILIO_ACCOUNT_SID,
       from: config.TWILIO_FROM,
       publicUrl: config.PUBLIC_URL,
-      ratePerMin: config.SMS_RATE_PER_MIN
+      ratePerMin: config.SMS_RATE_PER_MIN,
+      store
     })
+  },
+  sslcommerz: async (app, { config, createStore }) => {
+    const store = createStore('sslcommerz')
+    app.addHook('onClose', async () => { await store.close() })
+    // the demo page's "Pay with SSLCommerz" block: sandbox only, with the ws gateway that serves the page
+    const demo = !config.SSLCOMMERZ_LIVE && config.gateways.has('ws')
+    const paths = { ipn: '/webhooks/sslcommerz', success: '/payments/sslcommerz/success', fail: '/payments/sslcommerz/fail', cancel: '/payments/sslcommerz/cancel' }
+    await app.register(sslcommerzGateway, {
+      // loadConfig refuses to start the sslcommerz gateway without them
+      storeId: config.SSLCOMMERZ_STORE_ID as string,
+      storePassword: config.SSLCOMMERZ_STORE_PASSWORD as string,
+      live: config.SSLCOMMERZ_LIVE,
+      apiUrl: config.SSLCOMMERZ_API_URL,
+      publicUrl: config.PUBLIC_URL,
+      ipnPath: paths.ipn,
+      successPath: paths.success,
+      failPath: paths.fail,
+      cancelPath: paths.cancel,
+      redirects: { success: config.SSLCOMMERZ_SUCCESS_URL, fail: config.SSLCOMMERZ_FAIL_URL, cancel: config.SSLCOMMERZ_CANCEL_URL },
+      store,
+      on: demo ? { '*': async (notification, ctx) => { await republishDemoPayment(ctx.rooms, notification) } } : {}
+    })
+    if (demo) await app.register(sslcommerzDemoRoutes, { paths })
   },
   external: async (app, { config, createStore }) => {
     const apiKeys: Record<string, string> = {}
@@ -137,7 +178,7 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
       hookStore
     })
   },
-  kafka: async (app, { config, checks }) => {
+  kafka: async (app, { config }) => {
     if (config.KAFKA_HEARTBEAT_MS >= config.KAFKA_SESSION_TIMEOUT_MS) {
       throw new ConfigError('KAFKA_HEARTBEAT_MS', 'must be lower than KAFKA_SESSION_TIMEOUT_MS (about a third of it)')
     }
@@ -165,7 +206,52 @@ const gateways: Partial<Record<GatewayName, Wire>> = {
         ...(mechanism === undefined ? {} : { sasl: { mechanism, username, password } as NonNullable<KafkaClientConfig['sasl']> })
       }
     })
-    checks.kafka = () => app.kafka.isReady()
+  },
+  mqtt: async (app, { config }) => {
+    await app.register(mqttGateway, {
+      // loadConfig refuses to start the mqtt gateway without it
+      url: config.MQTT_URL as string,
+      bridge: config.MQTT_BRIDGE,
+      group: config.MQTT_GROUP,
+      // stable across restarts (the broker keeps this id's session), distinct per instance on one host
+      clientId: config.MQTT_CLIENT_ID ?? `${config.MQTT_GROUP}-${hostname()}-${config.PORT}`.replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 128),
+      sessionExpiryS: config.MQTT_SESSION_EXPIRY_S,
+      keepaliveS: config.MQTT_KEEPALIVE_S,
+      ...streamTuning(config)
+    })
+  },
+  nats: async (app, { config }) => {
+    await app.register(natsGateway, {
+      // loadConfig refuses to start the nats gateway without it
+      servers: config.NATS_URL as string[],
+      bridge: config.NATS_BRIDGE,
+      stream: config.NATS_STREAM,
+      durable: config.NATS_DURABLE,
+      ackWaitMs: config.NATS_ACK_WAIT_MS,
+      ...streamTuning(config)
+    })
+  },
+  'redis-streams': async (app, { config }) => {
+    await app.register(redisStreamsGateway, {
+      // loadConfig refuses to start the redis-streams gateway without one of them
+      url: (config.REDIS_STREAMS_URL ?? config.REDIS_URL) as string,
+      bridge: config.REDIS_STREAMS_BRIDGE,
+      group: config.REDIS_STREAMS_GROUP,
+      claimMs: config.REDIS_STREAMS_CLAIM_MS,
+      blockMs: config.REDIS_STREAMS_BLOCK_MS,
+      ...(config.REDIS_STREAMS_CONSUMER === undefined ? {} : { consumer: config.REDIS_STREAMS_CONSUMER }),
+      ...streamTuning(config)
+    })
+  }
+}
+
+/** What the mqtt, nats and redis-streams gateways share in server.ts. */
+function streamTuning (config: Config) {
+  return {
+    retries: config.STREAM_RETRIES,
+    retryBackoffMs: config.STREAM_RETRY_BACKOFF_MS,
+    // half of the shutdown budget: the rest is for the other gateways and the HTTP server
+    closeTimeoutMs: Math.floor(config.SHUTDOWN_TIMEOUT_MS / 2)
   }
 }
 
@@ -250,12 +336,16 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
       historyEventMaxBytes: config.HISTORY_EVENT_MAX_BYTES,
       bus
     })
+    // operations (docs/operations.md): GET /metrics, the admin dashboard; /health and /ready always
+    if (config.METRICS) await app.register(metrics, { token: config.METRICS_TOKEN })
+    else if (config.METRICS_TOKEN !== undefined) app.log.warn('METRICS_TOKEN is set but METRICS is not true: no /metrics')
     for (const name of config.gateways) {
       const wire = gateways[name]
       if (wire === undefined) throw new ConfigError('GATEWAYS', `the ${name} gateway is not wired in this build`)
       await wire(app, wiring)
     }
-    await app.register(healthRoutes, { checks: wiring.checks })
+    if (config.ADMIN_PASSWORD !== undefined) await app.register(admin, { password: config.ADMIN_PASSWORD })
+    await app.register(health, { checks: wiring.checks })
     await app.ready()
     logClientPublishing(app, config)
   } catch (err) {

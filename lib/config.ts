@@ -54,6 +54,8 @@ const STREAM_KEY = /^[A-Za-z0-9_.:{}-]{1,256}$/
 const ROOM_TEMPLATE = /^[A-Za-z0-9_.:@{}-]{1,160}$/
 const roomTemplate = (value: string) => ROOM_TEMPLATE.test(value) ? null : 'must be a room name with {field} or {1}..{n} placeholders'
 const bool = z.enum(['true', 'false'], { error: 'must be true or false' }).transform((v) => v === 'true').default(false)
+/** where a browser is redirected: a path of this site or an http(s) URL (never `//host` or `javascript:`) */
+const returnUrl = z.string().regex(/^(\/(?!\/)|https?:\/\/)\S*$/, { error: 'must be a path (/...) or an http(s) URL' })
 const httpUrl = (example: string) => z.url({ protocol: /^https?$/, error: `must be an http(s) URL such as ${example}` })
 
 const EnvSchema = z.object({
@@ -67,7 +69,7 @@ const EnvSchema = z.object({
   }).default('info'),
   TRUST_PROXY: z.string().default('false'),
   ALLOWED_ORIGINS: list.default([]),
-  AUTH_JWT_SECRET: z.string().optional(),
+  AUTH_JWT_SECRET: z.string().refine((s) => Buffer.byteLength(s) >= 32, { error: 'must have at least 32 bytes (HS256 keys are 256 bits)' }).optional(),
   PUBLIC_ROOMS: list.default(['public:*']),
   CLIENT_PUBLISH_ROOMS: list.default(['public:demo*']),
   HISTORY_SIZE: int(0, 100_000, 100),
@@ -161,14 +163,24 @@ const EnvSchema = z.object({
   REDIS_STREAMS_GROUP: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9_.:-' }).default('fastify-gateways'),
   REDIS_STREAMS_CLAIM_MS: int(100, 24 * 3600 * 1000, 30_000),
 
+  // ---- stream gateways (mqtt, nats, redis-streams): tuning, docs/streams.md
+  STREAM_RETRIES: int(0, 100, 3),
+  STREAM_RETRY_BACKOFF_MS: int(0, 600_000, 200),
+  MQTT_CLIENT_ID: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, { error: 'must be 1 to 128 characters of A-Za-z0-9_.:-' }).optional(),
+  MQTT_SESSION_EXPIRY_S: int(0, 4_294_967_295, 600),
+  MQTT_KEEPALIVE_S: int(1, 65_535, 30),
+  NATS_ACK_WAIT_MS: int(100, 3_600_000, 30_000),
+  REDIS_STREAMS_CONSUMER: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, { error: 'must be 1 to 128 characters of A-Za-z0-9_.:-' }).optional(),
+  REDIS_STREAMS_BLOCK_MS: int(10, 60_000, 1000),
+
   // ---- sslcommerz
   SSLCOMMERZ_STORE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: 'must be the store id SSLCommerz issued (letters, digits, _.-)' }).optional(),
   SSLCOMMERZ_STORE_PASSWORD: z.string().min(1).optional(),
   SSLCOMMERZ_LIVE: bool,
   SSLCOMMERZ_API_URL: httpUrl('http://127.0.0.1:8080').optional(),
-  SSLCOMMERZ_SUCCESS_URL: z.string().min(1).default('/?payment=success'),
-  SSLCOMMERZ_FAIL_URL: z.string().min(1).default('/?payment=fail'),
-  SSLCOMMERZ_CANCEL_URL: z.string().min(1).default('/?payment=cancel'),
+  SSLCOMMERZ_SUCCESS_URL: returnUrl.default('/?payment=success'),
+  SSLCOMMERZ_FAIL_URL: returnUrl.default('/?payment=fail'),
+  SSLCOMMERZ_CANCEL_URL: returnUrl.default('/?payment=cancel'),
 
   // ---- hardening: inbound byte budgets of ws and rtc clients, per connection and per address (docs/security.md)
   WS_RATE_BYTES_PER_SEC: int(1024, 1024 * 1024 * 1024, 65_536),

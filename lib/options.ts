@@ -19,17 +19,22 @@ export function parseOptions<S extends z.ZodType> (plugin: string, schema: S, ra
   throw new GatewayErrors.INVALID_OPTIONS(plugin, formatIssues(result.error.issues))
 }
 
-/** One line per zod issue (`path: message`), joined with `; `: the one formatter for options, frames and bodies. */
-export function formatIssues (issues: readonly z.core.$ZodIssue[], options: { first?: boolean } = {}): string {
+/**
+ * One line per zod issue (`path: message`), joined with `; `: the one formatter for options, frames and bodies.
+ * `unknown: 'key'` keeps zod's own words for an unknown key (a body or frame field) instead of "unknown option".
+ */
+export function formatIssues (issues: readonly z.core.$ZodIssue[], options: { first?: boolean, unknown?: 'option' | 'key' } = {}): string {
   const listed = options.first === true ? issues.slice(0, 1) : issues
   if (listed.length === 0) return 'invalid value'
-  return listed.map(formatIssue).join('; ')
+  return listed.map((issue) => formatIssue(issue, options.unknown)).join('; ')
 }
 
-export function formatIssue (issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') return `unknown option ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`
+export function formatIssue (issue: z.core.$ZodIssue, unknown: 'option' | 'key' = 'option'): string {
   const path = issue.path.map(String).join('.')
-  return path === '' ? issue.message : `${path}: ${issue.message}`
+  const message = issue.code === 'unrecognized_keys' && unknown === 'option'
+    ? `unknown option ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`
+    : issue.message
+  return path === '' ? message : `${path}: ${message}`
 }
 
 /** zod check for a function-valued option. */

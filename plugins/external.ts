@@ -3,9 +3,10 @@ import rateLimit from '@fastify/rate-limit'
 import { z } from 'zod'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ensureRooms } from './rooms.js'
-import { parseOptions, isFunction } from '../lib/options.js'
+import { intOption, parseOptions, isFunction } from '../lib/options.js'
 import { GatewayErrors } from '../lib/errors.js'
-import { MemoryDedupeStore, type DedupeStore } from '../lib/stores/dedupe.js'
+import { MemoryDedupeStore, isDedupeStore, type DedupeStore } from '../lib/stores/dedupe.js'
+import { WebhookPipeline, DEFAULT_HANDLER_TIMEOUT_MS } from '../lib/webhooks/pipeline.js'
 import { ApiKeyTable, bearerKey, type ApiKey, type ApiKeySpec } from '../lib/external/api-keys.js'
 import { Idempotency } from '../lib/external/idempotency.js'
 import { DEFAULT_TOLERANCE_S, SECRET_PATTERN, WebhookVerifier } from '../lib/external/standard-webhooks.js'
@@ -25,6 +26,8 @@ export interface ExternalHookContext {
   rawBody: Buffer
   request: FastifyRequest
   log: FastifyBaseLogger
+  /** aborted when the handlers' time budget runs out: pass it on to fetch or long work */
+  signal: AbortSignal
 }
 
 /**
@@ -55,7 +58,7 @@ const NAME = /^[A-Za-z0-9_.-]{1,64}$/
 const NAME_RULE = 'must be 1 to 64 characters of A-Za-z0-9_.-'
 const secret = z.string().regex(SECRET_PATTERN, 'must be whsec_ followed by base64')
 const handler = z.custom<ExternalHookHandler>(isFunction, { message: 'must be a function (payload, context) => unknown' })
-const store = z.custom<DedupeStore>((v) => ['claim', 'complete', 'release', 'wait'].every((m) => typeof (v as any)?.[m] === 'function'), {
+const store = z.custom<DedupeStore>(isDedupeStore, {
   message: 'must implement the DedupeStore interface (claim, complete, release, wait, close)'
 })
 
@@ -86,6 +89,8 @@ const ExternalOptionsSchema = z.strictObject({
   /** how long a repeat waits for the first request (or webhook) with the same key still in flight; then 409 */
   inFlightWaitMs: z.number().int().min(1).max(600_000).default(10_000),
   hookDedupeTtlMs: z.number().int().min(1000).default(3 * 24 * 3600 * 1000),
+  /** the webhook handlers' time budget per delivery in ms; past it 500 and the webhook-id is not marked handled */
+  hookHandlerTimeoutMs: intOption(1, 600_000, DEFAULT_HANDLER_TIMEOUT_MS),
   webhookToleranceS: z.number().int().min(1).max(24 * 3600).default(DEFAULT_TOLERANCE_S),
   /** serve the OpenAPI document at `<basePath>/openapi.json` */
   openapi: z.boolean().default(true)
@@ -192,10 +197,16 @@ async function externalGatewayFn (app: FastifyInstance, raw: ExternalOptions) {
       rooms,
       verifiers,
       handlers,
-      store: hookStore,
-      bodyLimit: options.bodyLimit,
-      dedupeTtlMs: options.hookDedupeTtlMs,
-      waitMs: options.inFlightWaitMs
+      pipeline: new WebhookPipeline({
+        provider: 'hooks',
+        store: hookStore,
+        counters: rooms.counters,
+        handlerTimeoutMs: options.hookHandlerTimeoutMs,
+        dedupeTtlMs: options.hookDedupeTtlMs,
+        waitMs: options.inFlightWaitMs,
+        timeoutReason: (key, budgetMs) => new GatewayErrors.HOOK_TIMEOUT(JSON.stringify(key), String(budgetMs))
+      }),
+      bodyLimit: options.bodyLimit
     })
     if (options.openapi) {
       await scope.register(externalOpenApiRoutes, {

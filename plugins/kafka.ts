@@ -3,12 +3,14 @@ import { z } from 'zod'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { KafkaConfig, logCreator as LogCreator, Message } from 'kafkajs'
 import { ensureRooms } from './rooms.js'
+import { ensureReadiness } from './health.js'
 import { isFunction, parseOptions } from '../lib/options.js'
 import { GatewayErrors } from '../lib/errors.js'
 import { encodeData } from '../lib/rooms/event.js'
 import { MessageProcessor, type KafkaHandler } from '../lib/kafka/processor.js'
 import { isTopicName, parseBridgeRules, type BridgeRulesInput } from '../lib/kafka/template.js'
 import { KafkaLifecycle } from '../lib/kafka/lifecycle.js'
+import { loadPeer } from '../lib/peer.js'
 
 export type { KafkaHandler, KafkaMessage, DeadLetter, FailureType } from '../lib/kafka/processor.js'
 export type { BridgeRulesInput } from '../lib/kafka/template.js'
@@ -129,6 +131,8 @@ const KafkaOptionsSchema = z.strictObject({
 
 async function kafkaGatewayPlugin (app: FastifyInstance, raw: KafkaGatewayOptions) {
   const options = parseOptions(PLUGIN, KafkaOptionsSchema, raw)
+  // loaded at register, not at import: importing the library must not cost kafkajs to apps that do not use Kafka
+  const kafkajs = await loadPeer<Kafkajs>('kafkajs', 'kafka', () => import('kafkajs'))
   const rooms = await ensureRooms(app)
   const log = app.log.child({ gateway: 'kafka' })
   let lifecycle: KafkaLifecycle | null = null
@@ -144,7 +148,8 @@ async function kafkaGatewayPlugin (app: FastifyInstance, raw: KafkaGatewayOption
       if (lifecycle === null) throw new Error('kafka is not started')
       await lifecycle.send(letter.topic, [{ key: letter.key, value: letter.value, headers: letter.headers }])
     },
-    log
+    log,
+    count: (outcome) => { rooms.counters.streamMessage('kafka', outcome) }
   })
   for (const rule of options.bridge) processor.bridge(rule.topic, rule.template)
 
@@ -155,7 +160,7 @@ async function kafkaGatewayPlugin (app: FastifyInstance, raw: KafkaGatewayOption
       if (typeof handler !== 'function') throw new TypeError('app.kafka.on: handler must be a function')
       const schema = onOptions.schema
       if (schema !== undefined && typeof schema?.safeParse !== 'function') throw new TypeError('app.kafka.on: schema must be a zod schema')
-      processor.on(topic, handler as KafkaHandler<any>, schema)
+      processor.on(topic, handler as KafkaHandler<never>, schema)
     },
     bridge (topic, roomTemplate) {
       if (frozen) throw new GatewayErrors.KAFKA_TOO_LATE('bridge')
@@ -178,11 +183,10 @@ async function kafkaGatewayPlugin (app: FastifyInstance, raw: KafkaGatewayOption
     }
   }
   app.decorate('kafka', kafka)
+  ensureReadiness(app).add('kafka', () => kafka.isReady())
 
   app.addHook('onReady', async function startKafka () {
     frozen = true
-    // loaded here, not at import: importing the library must not cost kafkajs to apps that do not use Kafka
-    const kafkajs = await loadKafkajs()
     const brokers = typeof options.brokers === 'function' ? options.brokers : [...options.brokers]
     const { kafkaConfig } = options
     const client = new kafkajs.Kafka({
@@ -219,12 +223,6 @@ async function kafkaGatewayPlugin (app: FastifyInstance, raw: KafkaGatewayOption
 }
 
 type Kafkajs = typeof import('kafkajs')
-
-async function loadKafkajs (): Promise<Kafkajs> {
-  const mod = await import('kafkajs') as Kafkajs & { default?: Kafkajs }
-  /* c8 ignore next */
-  return mod.default ?? mod
-}
 
 /** kafkajs's own logs, through the app's pino logger (objects first, the kafkajs namespace as a field). */
 function pinoLogCreator (log: FastifyBaseLogger, levels: Kafkajs['logLevel']): LogCreator {

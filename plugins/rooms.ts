@@ -47,6 +47,8 @@ async function roomsPlugin (app: FastifyInstance, raw: RoomsOptions) {
     }
   })
   app.decorate('rooms', registry)
+  // metrics: connections that end from here on were ended by the shutdown
+  app.addHook('preClose', async () => { registry.counters.markShutdown() })
   app.addHook('onClose', async () => { await registry.close() })
 }
 

@@ -446,6 +446,44 @@ $('rtc-send-form').addEventListener('submit', (e) => {
   rtcLog(count === 0 ? `not sent (no open data channel yet): ${text}` : `me \u2192 ${count} peer(s): ${text}`, count === 0 ? 'error' : 'mine')
 })
 
+// ---- sslcommerz demo (payments): one block, on when the server passes the sslcommerz endpoint (sandbox only) ----
+
+const SSLCOMMERZ_PENDING = 'fastify-gateways:sslcommerz'
+
+function sslcommerzDemo () {
+  const pending = JSON.parse(sessionStorage.getItem(SSLCOMMERZ_PENDING) ?? 'null')
+  if (pending !== null) {
+    // back from SSLCommerz: the payment's event was published while the page was away; resume its room from before
+    sessionStorage.removeItem(SSLCOMMERZ_PENDING)
+    const outcome = new window.URLSearchParams(location.search).get('payment') ?? 'returned'
+    note('sslcommerz-note', `Payment ${pending.tranId}: ${outcome}. Waiting for its event\u2026`)
+    ws.on('*', (data, meta) => {
+      if (!meta.event.startsWith('sslcommerz.') || data?.tran_id !== pending.tranId) return
+      $('sslcommerz-note').dataset.event = meta.event
+      note('sslcommerz-note', `Payment ${pending.tranId}: ${meta.event} (amount ${data.amount} ${data.currency ?? ''})`,
+        meta.event === 'sslcommerz.valid' ? 'ok' : 'error')
+    }, { room: pending.room })
+    ws.join(pending.room, { since: pending.since }).catch((err) => { note('sslcommerz-note', `${err.code}: ${err.message}`, 'error') })
+  }
+  $('sslcommerz-pay').addEventListener('click', async () => {
+    $('sslcommerz-pay').disabled = true
+    try {
+      const res = await fetch(url(`${endpoints.sslcommerz}/checkout`), { method: 'POST' })
+      const checkout = await res.json()
+      if (!res.ok) throw new Error(checkout.message ?? `HTTP ${res.status}`)
+      sessionStorage.setItem(SSLCOMMERZ_PENDING, JSON.stringify(checkout))
+      location.assign(checkout.url)
+    } catch (err) {
+      $('sslcommerz-pay').disabled = false
+      note('sslcommerz-note', `Could not open a payment: ${err.message}`, 'error')
+    }
+  })
+}
+
+if (on('sslcommerz')) sslcommerzDemo()
+
+// ---- /sslcommerz demo ----
+
 // ---- start: join the demo room on ws and sse, then say hello to the other tabs ----
 
 /** Resolves once `stream` is open (so this tab's SSE column sees its own hello too), or after `ms` regardless. */

@@ -51,8 +51,10 @@ const DemoOptionsSchema = z.strictObject({
     ws: endpoint.default('/ws'),
     sse: endpoint.default('/sse'),
     rtc: endpoint.default('/rtc'),
-    api: endpoint.default('/api')
-  }).default({ ws: '/ws', sse: '/sse', rtc: '/rtc', api: '/api' }),
+    api: endpoint.default('/api'),
+    /** the sslcommerz demo checkout (`/demo/sslcommerz`, sandbox only): the page's "Pay with SSLCommerz" block */
+    sslcommerz: endpoint.default(false)
+  }).default({ ws: '/ws', sse: '/sse', rtc: '/rtc', api: '/api', sslcommerz: false }),
   /**
    * the globs of rooms browsers may publish to (CLIENT_PUBLISH_ROOMS), so the page can say so (and says hello to
    * other tabs only where it may); unset: the page is not told and simply tries

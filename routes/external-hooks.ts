@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { RoomRegistry } from '../lib/rooms/registry.js'
-import type { DedupeStore } from '../lib/stores/dedupe.js'
 import { GatewayErrors } from '../lib/errors.js'
 import type { WebhookVerifier } from '../lib/external/standard-webhooks.js'
-import { runOnce } from '../lib/external/once.js'
+import type { WebhookPipeline } from '../lib/webhooks/pipeline.js'
 import type { ExternalHookHandler } from '../plugins/external.js'
+import { rawBodies, settle, type WebhookRoute } from './webhooks.js'
 
 export interface ExternalHooksRoutesOptions {
   rooms: RoomRegistry
@@ -12,16 +12,33 @@ export interface ExternalHooksRoutesOptions {
   verifiers: ReadonlyMap<string, WebhookVerifier>
   /** source → host handlers, in registration order (live: handlers added later count) */
   handlers: ReadonlyMap<string, ExternalHookHandler[]>
-  store: DedupeStore
+  pipeline: WebhookPipeline
   bodyLimit: number
-  dedupeTtlMs: number
-  waitMs: number
 }
 
 interface SourceParams { source: string }
 
-// A claim outlives a slow handler; a crashed instance frees the id after it.
-const LEASE_MS = 60_000
+interface VerifiedHook {
+  source: string
+  webhookId: string
+  timestamp: number
+  payload: unknown
+}
+
+const HOOKS: WebhookRoute<VerifiedHook> = {
+  label: 'webhook',
+  refused: 'webhook refused',
+  about: (hook) => ({ source: hook.source, webhookId: hook.webhookId }),
+  errors: {
+    handler: (hook) => new GatewayErrors.HOOK_HANDLER(JSON.stringify(hook.webhookId)),
+    timeout: (hook, budgetMs) => new GatewayErrors.HOOK_TIMEOUT(JSON.stringify(hook.webhookId), String(budgetMs)),
+    // the first delivery's handler failed while this one waited: not handled, the sender's retry runs it
+    inFlight: (hook, result) => result === 'timeout'
+      ? new GatewayErrors.HOOK_IN_PROGRESS(JSON.stringify(hook.webhookId))
+      : new GatewayErrors.HOOK_HANDLER(JSON.stringify(hook.webhookId)),
+    store: () => new GatewayErrors.STORE_UNAVAILABLE('the webhook dedupe store failed')
+  }
+}
 
 // Node joins repeated headers of these names into one string (only set-cookie stays an array)
 function header (request: FastifyRequest, name: string): string | undefined {
@@ -40,15 +57,13 @@ export function decodePayload (body: Buffer): unknown {
 }
 
 /**
- * `POST <base>/hooks/:source`: a Standard Webhooks receiver. The body is read raw (any content type; this parser
- * is scoped to this route), verified against the source's secrets, deduplicated by webhook-id, handed to the host's
- * handlers and published as `hook.<source>` to `hooks:<source>`.
+ * `POST <base>/hooks/:source`: a Standard Webhooks receiver on the shared webhook pipeline. The body is read raw
+ * (any content type; this parser is scoped to this route), verified against the source's secrets, deduplicated by
+ * webhook-id, handed to the host's handlers and published as `hook.<source>` to `hooks:<source>`.
  */
 export async function externalHooksRoutes (app: FastifyInstance, options: ExternalHooksRoutesOptions) {
-  const { rooms, verifiers, handlers, store } = options
-
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => { done(null, body) })
+  const { rooms, verifiers, handlers, pipeline } = options
+  rawBodies(app, options.bodyLimit)
 
   app.post<{ Params: SourceParams }>('/hooks/:source', {
     bodyLimit: options.bodyLimit,
@@ -60,37 +75,30 @@ export async function externalHooksRoutes (app: FastifyInstance, options: Extern
     const source = request.params.source
     const verifier = verifiers.get(source) as WebhookVerifier
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
-    // Svix sends the same headers with an svix- prefix unless white-labelled
-    const verified = verifier.verify({
-      id: header(request, 'webhook-id') ?? header(request, 'svix-id'),
-      timestamp: header(request, 'webhook-timestamp') ?? header(request, 'svix-timestamp'),
-      signature: header(request, 'webhook-signature') ?? header(request, 'svix-signature')
-    }, body)
-    if (!verified.ok) {
-      request.log.warn({ source, reason: verified.reason }, 'webhook refused')
-      throw new GatewayErrors.HOOK_UNVERIFIED(verified.message)
-    }
-    const webhookId = verified.id
-    const log = request.log.child({ source, webhookId })
-    const payload = decodePayload(body)
-    const outcome = await runOnce(store, `${source}:${webhookId}`, { leaseMs: LEASE_MS, ttlMs: options.dedupeTtlMs, waitMs: options.waitMs }, async () => {
-      for (const handler of [...(handlers.get(source) ?? [])]) {
-        try {
-          await handler(payload, { source, webhookId, timestamp: verified.timestamp, rawBody: body, request, log })
-        } catch (err) {
-          log.error({ err }, 'webhook handler failed')
-          throw new GatewayErrors.HOOK_HANDLER(JSON.stringify(webhookId))
-        }
+    const outcome = await pipeline.process((): VerifiedHook => {
+      // Svix sends the same headers with an svix- prefix unless white-labelled
+      const verified = verifier.verify({
+        id: header(request, 'webhook-id') ?? header(request, 'svix-id'),
+        timestamp: header(request, 'webhook-timestamp') ?? header(request, 'svix-timestamp'),
+        signature: header(request, 'webhook-signature') ?? header(request, 'svix-signature')
+      }, body)
+      if (!verified.ok) {
+        throw Object.assign(new GatewayErrors.HOOK_UNVERIFIED(verified.message), { reason: verified.reason, details: { source } })
       }
-      const published = await rooms.publish(`hooks:${source}`, `hook.${source}`, payload)
-      return JSON.stringify({ id: published.id })
-    })
-    if (outcome.kind === 'busy') throw new GatewayErrors.HOOK_IN_PROGRESS(JSON.stringify(webhookId))
-    if (outcome.kind === 'done') {
-      log.info('duplicate webhook: already handled')
-      return await reply.code(200).send({ received: true, duplicate: true })
-    }
-    log.info('webhook handled')
-    return await reply.code(200).send({ received: true })
+      return { source, webhookId: verified.id, timestamp: verified.timestamp, payload: decodePayload(body) }
+    }, (hook) => ({
+      key: `${source}:${hook.webhookId}`,
+      handle: async (signal) => {
+        const log = request.log.child({ source, webhookId: hook.webhookId })
+        for (const handler of [...(handlers.get(source) ?? [])]) {
+          if (signal.aborted) return
+          await handler(hook.payload, { source, webhookId: hook.webhookId, timestamp: hook.timestamp, rawBody: body, request, log, signal })
+        }
+      },
+      publish: async () => { await rooms.publish(`hooks:${source}`, `hook.${source}`, hook.payload) }
+    }))
+    const settled = settle(request, reply, outcome, HOOKS)
+    if (settled.kind === 'sent') return reply
+    return await reply.code(200).send(settled.duplicate ? { received: true, duplicate: true } : { received: true })
   })
 }

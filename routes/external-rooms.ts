@@ -4,7 +4,8 @@ import { isRoomName } from '../lib/rooms/names.js'
 import { GatewayErrors } from '../lib/errors.js'
 import type { ApiKey } from '../lib/external/api-keys.js'
 import { IDEMPOTENCY_KEY_PATTERN, requestFingerprint, type Idempotency, type StoredAnswer } from '../lib/external/idempotency.js'
-import { PublishBody, describeIssues } from '../lib/external/schemas.js'
+import { PublishBody, issueList } from '../lib/external/schemas.js'
+import { formatIssues } from '../lib/options.js'
 
 export interface ExternalRoomsRoutesOptions {
   rooms: RoomRegistry
@@ -48,8 +49,9 @@ export async function externalRoomsRoutes (app: FastifyInstance, options: Extern
     const room = roomOf(request)
     const parsed = PublishBody.safeParse(request.body)
     if (!parsed.success) {
-      const { message, issues } = describeIssues(parsed.error.issues)
-      return await reply.code(400).send({ statusCode: 400, code: 'GW_INVALID_BODY', error: 'Bad Request', message, issues })
+      const { issues } = parsed.error
+      const err = new GatewayErrors.INVALID_BODY(formatIssues(issues, { unknown: 'key' }))
+      return await reply.code(400).send({ statusCode: 400, code: err.code, error: 'Bad Request', message: err.message, issues: issueList(issues) })
     }
     const event = parsed.data.event
     const data = parsed.data.data === undefined ? null : parsed.data.data

@@ -4,6 +4,7 @@ import { GatewayErrors } from '../lib/errors.js'
 import type { Admission } from '../lib/admission/admission.js'
 import { isRoomName } from '../lib/rooms/names.js'
 import type { RoomRegistry } from '../lib/rooms/registry.js'
+import type { DisconnectReason } from '../lib/metrics/counters.js'
 import type { SseHub } from '../lib/sse/hub.js'
 import { EVENT_STREAM_HEADERS, startEventStream } from '../lib/sse/http.js'
 import { SseStream, type SseCloseReason } from '../lib/sse/stream.js'
@@ -18,6 +19,11 @@ export interface SseRouteOptions {
   maxRoomsPerStream: number
   retryMs: number
   sendBufferBytes: number
+}
+
+/** metrics: the disconnect reason of each way an SSE stream ends */
+const SSE_DISCONNECTS: Record<SseCloseReason, DisconnectReason> = {
+  client: 'client', overflow: 'slow_consumer', shutdown: 'shutdown', error: 'error', expired: 'unauthenticated'
 }
 
 /** Request headers a cross-origin EventSource (or fetch-based SSE client) may send. */
@@ -82,6 +88,7 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
     }
     const opened = Date.now()
     const log = request.log
+    registry.counters.connectionOpened('sse')
     const stream: SseStream = new SseStream({
       id: registry.nextMemberId(),
       user: user?.id ?? null,
@@ -96,6 +103,7 @@ export async function sseRoutes (app: FastifyInstance, options: SseRouteOptions)
       onClose: (reason: SseCloseReason, err?: unknown) => {
         hub.delete(stream)
         admission.release(ip)
+        registry.counters.connectionClosed('sse', SSE_DISCONNECTS[reason])
         const fields = { stream: stream.id, reason, ms: Date.now() - opened }
         if (reason === 'overflow') log.warn({ ...fields, sendBufferBytes: options.sendBufferBytes }, 'sse stream ended: the client does not read fast enough')
         else if (reason === 'error') log.warn({ ...fields, err }, 'sse stream ended: resume failed')

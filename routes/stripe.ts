@@ -1,59 +1,52 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type Stripe from 'stripe'
-import type { StripeVerifier } from '../lib/stripe/verify.js'
-import type { ProcessOutcome, StripeEventProcessor } from '../lib/stripe/process.js'
 import { GatewayErrors } from '../lib/errors.js'
+import type { WebhookPipeline } from '../lib/webhooks/pipeline.js'
+import { rawBodies, settle, type WebhookRoute } from './webhooks.js'
 
-export interface StripeRoutesOptions<C> {
+export interface StripeRoutesOptions {
   path: string
   bodyLimit: number
-  verifier: StripeVerifier
-  processor: StripeEventProcessor<C>
-  /** the handlers' context for one delivery */
-  makeContext: (request: FastifyRequest, event: Stripe.Event, signal: AbortSignal) => C
+  pipeline: WebhookPipeline
+  /** the verified event, or throws GW_STRIPE_SIGNATURE / GW_STRIPE_EVENT (400) */
+  verify: (body: Buffer, header: string | string[] | undefined) => Stripe.Event
+  /** runs the event's handlers */
+  handle: (event: Stripe.Event, request: FastifyRequest, signal: AbortSignal) => Promise<void>
+  /** publishes the handled event, when the gateway publishes */
+  publish?: (event: Stripe.Event, request: FastifyRequest) => Promise<void>
 }
 
-interface CodedError extends Error {
-  code: string
-  statusCode?: number
+const ROUTE: WebhookRoute<Stripe.Event> = {
+  label: 'stripe event',
+  refused: 'stripe webhook refused',
+  about: (event) => ({ eventId: event.id, type: event.type }),
+  errors: {
+    handler: (event) => new GatewayErrors.STRIPE_HANDLER(event.type),
+    timeout: (event, budgetMs) => new GatewayErrors.STRIPE_TIMEOUT(event.type, String(budgetMs)),
+    inFlight: (event) => new GatewayErrors.STRIPE_IN_FLIGHT(event.id),
+    store: (event) => new GatewayErrors.STRIPE_STORE(event.id)
+  }
 }
-
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 500: 'Internal Server Error' }
-
-/** Fastify's error shape, sent directly so a host's error handler cannot turn a 400 for Stripe into something else. */
-function sendError (reply: FastifyReply, err: CodedError) {
-  const statusCode = err.statusCode ?? 500
-  return reply.code(statusCode).send({ statusCode, code: err.code, error: STATUS_TEXT[statusCode], message: err.message })
-}
-
-const isGatewayError = (err: unknown): err is CodedError =>
-  err instanceof Error && typeof (err as CodedError).code === 'string' && (err as CodedError).code.startsWith('GW_STRIPE_')
 
 /**
- * `POST <path>` of the stripe gateway. Registered in the gateway's own encapsulated scope: the body parsers set here
- * (every content type as a raw Buffer, so the signature can be checked over the exact bytes) apply to this route
- * only; the host's JSON parsing is untouched.
+ * `POST <path>` of the stripe gateway, in the gateway's own scope: every content type is read as a raw Buffer there
+ * (the signature covers the exact bytes) and the host's parsers are untouched. Verification, dedupe, handlers and
+ * publish are the shared webhook pipeline's.
  */
-export async function stripeRoutes<C> (scope: FastifyInstance, options: StripeRoutesOptions<C>) {
-  const { verifier, processor, makeContext } = options
-  scope.removeAllContentTypeParsers()
-  const raw = (_request: FastifyRequest, body: Buffer, done: (err: null, body: Buffer) => void) => { done(null, body) }
-  scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, raw)
-  scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, raw)
+export async function stripeRoutes (scope: FastifyInstance, options: StripeRoutesOptions) {
+  const { pipeline } = options
+  rawBodies(scope, options.bodyLimit)
 
   scope.post(options.path, { bodyLimit: options.bodyLimit }, async (request, reply) => {
-    let event: Stripe.Event
-    try {
-      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
-      event = verifier.verify(body, signatureHeader(request))
-    } catch (err) {
-      if (!isGatewayError(err)) throw err
-      // the reason only: never the header (it carries the signature) or the payload
-      request.log.warn({ code: err.code, reason: err.message }, 'stripe webhook refused')
-      return sendError(reply, err)
-    }
-    const outcome = await processor.process(event, (signal) => makeContext(request, event, signal))
-    return answer(request, reply, event, outcome, processor.handlerTimeoutMs)
+    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
+    const outcome = await pipeline.process(() => options.verify(body, signatureHeader(request)), (event) => ({
+      key: event.id,
+      handle: async (signal) => { await options.handle(event, request, signal); return event.type },
+      publish: options.publish === undefined ? undefined : async () => { await options.publish?.(event, request) }
+    }))
+    const settled = settle(request, reply, outcome, ROUTE)
+    if (settled.kind === 'sent') return reply
+    return settled.duplicate ? { received: true, duplicate: true } : { received: true }
   })
 }
 
@@ -68,34 +61,4 @@ function signatureHeader (request: FastifyRequest): string | string[] | undefine
   const lines: string[] = []
   for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i].toLowerCase() === 'stripe-signature') lines.push(raw[i + 1])
   return lines.length > 1 ? lines : header
-}
-
-function answer (request: FastifyRequest, reply: FastifyReply, event: Stripe.Event, outcome: ProcessOutcome, budgetMs: number) {
-  const log = request.log
-  const about = { eventId: event.id, type: event.type }
-  switch (outcome.kind) {
-    case 'handled':
-      if (outcome.recorded) log.info(about, 'stripe event handled')
-      else log.error({ ...about, err: outcome.storeError }, 'stripe event handled but the dedupe store could not record it')
-      return { received: true }
-    case 'duplicate':
-      log.info(about, 'stripe event already handled: duplicate delivery')
-      return { received: true, duplicate: true }
-    case 'failed':
-      log.error({ ...about, err: outcome.error }, 'stripe event handler failed: the event is not recorded, so the retry runs it again')
-      return sendError(reply, new GatewayErrors.STRIPE_HANDLER(event.type))
-    case 'timeout':
-      log.error({ ...about, budgetMs }, 'stripe event handler ran past its time budget: answered 500, the event is not recorded')
-      void outcome.late.then(({ error }) => {
-        if (error === undefined) log.warn(about, 'stripe event handler finished after its time budget')
-        else log.warn({ ...about, err: error }, 'stripe event handler failed after its time budget')
-      })
-      return sendError(reply, new GatewayErrors.STRIPE_TIMEOUT(event.type, String(budgetMs)))
-    case 'in-flight':
-      log.warn({ ...about, result: outcome.result }, 'a concurrent delivery of this stripe event did not complete')
-      return sendError(reply, new GatewayErrors.STRIPE_IN_FLIGHT(event.id))
-    case 'store-error':
-      log.error({ ...about, err: outcome.error }, 'stripe dedupe store failed')
-      return sendError(reply, new GatewayErrors.STRIPE_STORE(event.id))
-  }
 }

@@ -135,7 +135,7 @@ t.test('the default gateways serve the demo page, the client, ws, sse and rtc', 
   t.equal(page.statusCode, 200)
   t.match(page.headers['content-type'], /^text\/html/)
   t.match(page.headers['content-security-policy'], /script-src 'self'/)
-  t.match(page.body, /<body data-ws="\/ws" data-sse="\/sse" data-rtc="\/rtc" data-api="" data-publish="[^"]*">/, 'the page knows external is off')
+  t.match(page.body, /<body data-ws="\/ws" data-sse="\/sse" data-rtc="\/rtc" data-api="" data-sslcommerz="" data-publish="[^"]*">/, 'the page knows external is off')
   t.match(page.body, `data-publish="${loadConfig({}).CLIENT_PUBLISH_ROOMS.join(',')}"`, 'and where browsers may publish (CLIENT_PUBLISH_ROOMS)')
   const client = await app.inject('/client.js')
   t.equal(client.statusCode, 200)
@@ -150,7 +150,7 @@ t.test('the default gateways serve the demo page, the client, ws, sse and rtc', 
 t.test('with ws alone the demo page says sse and rtc are off', async (t) => {
   const { app } = await buildTestApp({ GATEWAYS: 'ws' })
   t.after(() => app.close())
-  t.match((await app.inject('/')).body, /<body data-ws="\/ws" data-sse="" data-rtc="" data-api="" data-publish="[^"]*">/)
+  t.match((await app.inject('/')).body, /<body data-ws="\/ws" data-sse="" data-rtc="" data-api="" data-sslcommerz="" data-publish="[^"]*">/)
   t.equal((await app.inject('/sse')).statusCode, 404)
 })
 

@@ -112,9 +112,9 @@ t.test('endpoints tell the page where each gateway is; false says that gateway i
 
 t.test('publishRooms tells the page where browsers may publish; unset, the page is not told (no data-publish at all)', async (t) => {
   const told = await app(t, { publishRooms: ['public:demo*', 'chat:"x"'] })
-  t.match((await told.inject('/')).body, '<body data-ws="/ws" data-sse="/sse" data-rtc="/rtc" data-api="/api" data-publish="public:demo*,chat:&quot;x&quot;">')
+  t.match((await told.inject('/')).body, '<body data-ws="/ws" data-sse="/sse" data-rtc="/rtc" data-api="/api" data-sslcommerz="" data-publish="public:demo*,chat:&quot;x&quot;">')
   const closed = await app(t, { publishRooms: [] })
-  t.match((await closed.inject('/')).body, 'data-api="/api" data-publish="">')
+  t.match((await closed.inject('/')).body, 'data-api="/api" data-sslcommerz="" data-publish="">')
   const untold = await app(t)
   t.notMatch((await untold.inject('/')).body, 'data-publish')
   const bad = Fastify()

@@ -59,3 +59,20 @@ t.test('the store is bounded: the oldest keys go first', async (t) => {
   await store.close()
   t.same(await pending, { state: 'timeout' }, 'close wakes waiters')
 })
+
+t.test('the store is bounded in bytes too: big values push the oldest keys out, waiters of a dropped claim are told', async (t) => {
+  const store = new MemoryDedupeStore({ maxBytes: 4096 })
+  await store.claim('first', 10_000)
+  const waiting = store.wait('first', 10_000)
+  for (let i = 0; i < 8; i++) {
+    await store.claim(`k${i}`, 1000)
+    await store.complete(`k${i}`, 'x'.repeat(500), 60_000)
+  }
+  t.ok(store.bytes <= 4096, `${store.bytes} bytes kept`)
+  t.ok(store.size < 9)
+  t.same(await waiting, { state: 'released' }, 'the oldest claim was dropped and its waiter woken')
+  t.same(await store.claim('k7', 1000), { state: 'done', value: 'x'.repeat(500) }, 'the newest stays')
+  t.same(await store.claim('k0', 1000), { state: 'claimed' }, 'an old one went')
+  await store.close()
+  t.equal(store.bytes, 0)
+})

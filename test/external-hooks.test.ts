@@ -7,6 +7,10 @@ import { externalGateway, type ExternalHookContext, type ExternalOptions } from 
 import { MemoryDedupeStore, type WaitResult } from '../lib/stores/dedupe.js'
 import type { Encoder, Member, RoomEvent } from '../lib/rooms/types.js'
 import { logCapture } from './helpers/app.js'
+import { GatewayErrors } from '../lib/errors.js'
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests walk JSON documents (answers, the OpenAPI document) loosely
+type Json = any
 
 const observed = new Set<string>()
 const GITHUB = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
@@ -41,7 +45,7 @@ async function start (t: Test, options: ExternalOptions = {}) {
     }
     const res = await fetch(`${base}/api/hooks/${source}`, { method: 'POST', headers, body })
     const text = await res.text()
-    let json: any
+    let json: Json
     try { json = JSON.parse(text) } catch { json = undefined }
     return { status: res.status, json, id }
   }
@@ -269,7 +273,7 @@ t.test('handlers added with app.externalHooks.on run, and stop after removal', a
   await send('billing', { secret: BILLING, body: '{"n":2}' })
   t.same(got, [{ n: 1 }])
   t.throws(() => app.externalHooks.on('gitlab', () => {}), /no webhook secret for source "gitlab"/)
-  t.throws(() => app.externalHooks.on('github', 'x' as any), /must be a function/)
+  t.throws(() => app.externalHooks.on('github', 'x' as Json), /must be a function/)
 })
 
 t.test('a body that is not JSON is published as text, any content type', async (t) => {
@@ -324,9 +328,77 @@ t.test('webhook secrets and signatures never reach the logs', async (t) => {
   t.match(text, /"reason":"bad-signature"/)
 })
 
+t.test('a concurrent duplicate of a delivery whose handler fails answers 500 too, and the retry runs it', async (t) => {
+  let attempts = 0
+  let fail!: (err: Error) => void
+  let entered!: () => void
+  const started = new Promise<void>((resolve) => { entered = resolve })
+  class WatchedStore extends MemoryDedupeStore {
+    private waiting!: () => void
+    readonly waited = new Promise<void>((resolve) => { this.waiting = resolve })
+    override async wait (key: string, timeoutMs: number): Promise<WaitResult> {
+      this.waiting()
+      return await super.wait(key, timeoutMs)
+    }
+  }
+  const hookStore = new WatchedStore()
+  const { send, app } = await start(t, {
+    hookStore,
+    on: { github: async () => { if (++attempts === 1) { entered(); await new Promise<void>((_resolve, reject) => { fail = reject }) } } }
+  })
+  const m = member(app, 'hooks:github')
+  const now = Math.floor(Date.now() / 1000)
+  const first = send('github', { id: 'msg_race_fail', timestamp: now })
+  await within(started, 'the first delivery')
+  const second = send('github', { id: 'msg_race_fail', timestamp: now })
+  await within(hookStore.waited, 'the duplicate to wait')
+  fail(new Error('database is down'))
+  const [a, b] = await within(Promise.all([first, second]), 'both answers')
+  t.equal(a.status, 500)
+  t.match(b.json, { statusCode: 500, code: 'GW_HOOK_HANDLER' }, 'the waiter is told it was not handled')
+  t.same((await send('github', { id: 'msg_race_fail', timestamp: now })).json, { received: true })
+  t.equal(attempts, 2)
+  t.equal(m.received.length, 1)
+})
+
+t.test('a handler past its time budget answers 500, aborts its signal, and is not marked handled', async (t) => {
+  let aborted: unknown
+  let attempts = 0
+  const { send } = await start(t, {
+    hookHandlerTimeoutMs: 30,
+    on: {
+      github: async (_payload, ctx: ExternalHookContext) => {
+        if (++attempts > 1) return
+        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve))
+        aborted = ctx.signal.reason
+      }
+    }
+  })
+  const slow = await send('github', { id: 'msg_budget' })
+  t.equal(slow.status, 500)
+  t.match(slow.json, { code: 'GW_HOOK_TIMEOUT', message: /30 ms budget/ })
+  t.match(aborted, { code: 'GW_HOOK_TIMEOUT' })
+  t.same((await send('github', { id: 'msg_budget' })).json, { received: true })
+})
+
+t.test('a dedupe store that is down answers 503 and runs nothing; outcomes are counted for provider hooks', async (t) => {
+  const hookStore = new MemoryDedupeStore()
+  let runs = 0
+  const { send, app } = await start(t, { hookStore, on: { github: () => { runs++ } } })
+  await send('github', { id: 'msg_counted' })
+  await send('github', { id: 'msg_counted' })
+  await send('github', { id: 'msg_counted', secret: BILLING })
+  hookStore.claim = async () => { throw new GatewayErrors.STORE_UNAVAILABLE('redis down') }
+  const down = await send('github', { id: 'msg_store_down' })
+  t.equal(down.status, 503)
+  t.match(down.json, { statusCode: 503, code: 'GW_STORE_UNAVAILABLE' })
+  t.equal(runs, 1)
+  t.same(app.rooms.counters.webhooks.hooks, { handled: 1, duplicate: 1, rejected: 1, failed: 1 })
+})
+
 t.test('the OpenAPI document lists every status of the webhook route, each seen here', async (t) => {
   const { base } = await start(t)
-  const doc = await (await fetch(`${base}/api/openapi.json`)).json() as any
+  const doc = await (await fetch(`${base}/api/openapi.json`)).json() as Json
   const documented = Object.keys(doc.paths['/api/hooks/{source}'].post.responses).map((s) => `POST /api/hooks/:source ${s}`)
   const seen = [...observed].filter((s) => s.startsWith('POST /api/hooks/'))
   t.same([...seen].sort(), [...documented].sort())

@@ -7,6 +7,9 @@ import { MemoryDedupeStore, type WaitResult } from '../lib/stores/dedupe.js'
 import type { Encoder, Member, RoomEvent } from '../lib/rooms/types.js'
 import { logCapture } from './helpers/app.js'
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests walk JSON documents (answers, the OpenAPI document) loosely
+type Json = any
+
 // Every (route, method, status) this file sees through HTTP; the last test checks the OpenAPI document against it.
 const observed = new Set<string>()
 const ALPHA = 'alpha-key-5f2e1c9a7b3d'
@@ -38,7 +41,7 @@ async function start (t: Test, options: ExternalOptions = {}, host?: (app: Fasti
     }
     const res = await fetch(base + path, { method, headers: h, body: payload })
     const text = await res.text()
-    let json: any
+    let json: Json
     try { json = JSON.parse(text) } catch { json = undefined }
     return { status: res.status, headers: res.headers, json, text }
   }
@@ -146,8 +149,8 @@ t.test('an invalid body answers 400 listing every zod issue', async (t) => {
   t.match(res.json, { statusCode: 400, error: 'Bad Request', code: 'GW_INVALID_BODY' })
   t.match(res.json.message, /event: must be 1 to 128 characters/)
   t.match(res.json.message, /Unrecognized key: "extra"/)
-  t.same(res.json.issues.map((i: any) => i.path), [['event'], []])
-  t.same(res.json.issues.map((i: any) => i.code), ['invalid_format', 'unrecognized_keys'])
+  t.same(res.json.issues.map((i: Json) => i.path), [['event'], []])
+  t.same(res.json.issues.map((i: Json) => i.code), ['invalid_format', 'unrecognized_keys'])
   const notObject = await call('POST', '/api/rooms/r/events', { key: ALPHA, body: [1, 2] })
   t.equal(notObject.status, 400)
   t.match(notObject.json.issues, [{ path: [], code: 'invalid_type' }])
@@ -472,8 +475,8 @@ t.test('the OpenAPI document is valid OpenAPI 3.1 and lists every route and stat
   t.same(doc.paths['/api/hooks/{source}'].post.parameters[0].schema.enum, ['github'])
 
   const documented = new Set<string>()
-  for (const [path, item] of Object.entries<any>(doc.paths)) {
-    for (const [method, operation] of Object.entries<any>(item)) {
+  for (const [path, item] of Object.entries<Json>(doc.paths)) {
+    for (const [method, operation] of Object.entries<Json>(item)) {
       for (const status of Object.keys(operation.responses)) {
         documented.add(`${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')} ${status}`)
       }
@@ -487,13 +490,13 @@ t.test('the OpenAPI document is valid OpenAPI 3.1 and lists every route and stat
 })
 
 /** The OpenAPI 3.1 rules this document could break (from the spec's schema): object fields, $refs, parameters. */
-function checkOpenApi (doc: any): string[] {
+function checkOpenApi (doc: Json): string[] {
   const problems: string[] = []
-  const only = (where: string, value: any, allowed: string[]) => {
+  const only = (where: string, value: Json, allowed: string[]) => {
     for (const key of Object.keys(value)) if (!allowed.includes(key) && !key.startsWith('x-')) problems.push(`${where}: unexpected field ${key}`)
   }
-  const resolve = (ref: string) => ref.slice(2).split('/').reduce((node: any, part) => node?.[part], doc)
-  const refs = (node: any, where: string) => {
+  const resolve = (ref: string) => ref.slice(2).split('/').reduce((node: Json, part) => node?.[part], doc)
+  const refs = (node: Json, where: string) => {
     if (node === null || typeof node !== 'object') return
     if (typeof node.$ref === 'string' && resolve(node.$ref) === undefined) problems.push(`${where}: unresolved ${node.$ref}`)
     for (const [k, v] of Object.entries(node)) refs(v, `${where}/${k}`)
@@ -502,9 +505,9 @@ function checkOpenApi (doc: any): string[] {
   if (typeof doc.info?.title !== 'string' || typeof doc.info?.version !== 'string') problems.push('info needs title and version')
   only('info', doc.info, ['title', 'summary', 'description', 'termsOfService', 'contact', 'license', 'version'])
   for (const name of Object.keys(doc.components.schemas)) if (!/^[a-zA-Z0-9._-]+$/.test(name)) problems.push(`schema name ${name}`)
-  for (const [path, item] of Object.entries<any>(doc.paths)) {
+  for (const [path, item] of Object.entries<Json>(doc.paths)) {
     if (!path.startsWith('/')) problems.push(`path ${path}`)
-    for (const [method, op] of Object.entries<any>(item)) {
+    for (const [method, op] of Object.entries<Json>(item)) {
       const where = `${method} ${path}`
       if (!['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'].includes(method)) problems.push(`${where}: method`)
       only(where, op, ['tags', 'summary', 'description', 'externalDocs', 'operationId', 'parameters', 'requestBody', 'responses', 'callbacks', 'deprecated', 'security', 'servers'])
@@ -514,14 +517,14 @@ function checkOpenApi (doc: any): string[] {
         if (!['query', 'header', 'path', 'cookie'].includes(p.in) || typeof p.name !== 'string' || p.schema === undefined) problems.push(`${where}: parameter ${p.name}`)
         if (p.in === 'path' && (p.required !== true || !templated.includes(p.name))) problems.push(`${where}: path parameter ${p.name}`)
       }
-      for (const name of templated) if (!(op.parameters ?? []).some((p: any) => p.in === 'path' && p.name === name)) problems.push(`${where}: {${name}} undeclared`)
+      for (const name of templated) if (!(op.parameters ?? []).some((p: Json) => p.in === 'path' && p.name === name)) problems.push(`${where}: {${name}} undeclared`)
       if (op.requestBody !== undefined) only(`${where} requestBody`, op.requestBody, ['description', 'content', 'required'])
       if (Object.keys(op.responses).length === 0) problems.push(`${where}: no responses`)
-      for (const [status, response] of Object.entries<any>(op.responses)) {
+      for (const [status, response] of Object.entries<Json>(op.responses)) {
         if (!/^[1-5](?:[0-9]{2}|XX)$/.test(status)) problems.push(`${where}: status ${status}`)
         only(`${where} ${status}`, response, ['description', 'headers', 'content', 'links'])
         if (typeof response.description !== 'string') problems.push(`${where} ${status}: description`)
-        for (const [name, header] of Object.entries<any>(response.headers ?? {})) only(`${where} ${status} header ${name}`, header, ['description', 'required', 'deprecated', 'schema', 'content', 'style', 'explode', 'example', 'examples'])
+        for (const [name, header] of Object.entries<Json>(response.headers ?? {})) only(`${where} ${status} header ${name}`, header, ['description', 'required', 'deprecated', 'schema', 'content', 'style', 'explode', 'example', 'examples'])
       }
       for (const requirement of op.security ?? []) for (const scheme of Object.keys(requirement)) if (doc.components.securitySchemes[scheme] === undefined) problems.push(`${where}: security ${scheme}`)
     }

@@ -1,7 +1,8 @@
 import t from 'tap'
-import { getExpectedTwilioSignature } from 'twilio/lib/webhooks/webhooks.js'
-import { parseForm } from '../lib/sms/form.js'
-import { firstEntry, normalizePublicUrl, webhookUrl } from '../lib/sms/url.js'
+import { getExpectedTwilioSignature, validateRequest } from 'twilio/lib/webhooks/webhooks.js'
+import { parseForm } from '../lib/webhooks/form.js'
+import { normalizePublicUrl } from '../lib/webhooks/public-url.js'
+import { firstEntry, webhookUrl } from '../lib/sms/url.js'
 import { verifyTwilioSignature } from '../lib/sms/signature.js'
 import { escapeXml, messagingResponse } from '../lib/sms/twiml.js'
 import { InboundSmsSchema, isE164, SmsStatusSchema } from '../lib/sms/schemas.js'
@@ -61,12 +62,12 @@ t.test('verifyTwilioSignature tries every token and never throws', async (t) => 
   const params = { Body: 'hi', Tag: ['b', 'a'] }
   const url = 'https://h.example:8443/webhooks/sms'
   const signature = getExpectedTwilioSignature('tok-2', url, params)
-  t.ok(verifyTwilioSignature(['tok-1', 'tok-2'], signature, url, params))
-  t.notOk(verifyTwilioSignature(['tok-1'], signature, url, params))
-  t.notOk(verifyTwilioSignature(['tok-2'], signature, 'https://h.example/webhooks/sms', params), 'the signed port matters')
-  t.notOk(verifyTwilioSignature(['tok-2'], undefined, url, params))
-  t.notOk(verifyTwilioSignature(['tok-2'], '', url, params))
-  t.notOk(verifyTwilioSignature(['tok-2'], 'x', 'not a url', params), 'a malformed URL is just invalid')
+  t.ok(verifyTwilioSignature(validateRequest, ['tok-1', 'tok-2'], signature, url, params))
+  t.notOk(verifyTwilioSignature(validateRequest, ['tok-1'], signature, url, params))
+  t.notOk(verifyTwilioSignature(validateRequest, ['tok-2'], signature, 'https://h.example/webhooks/sms', params), 'the signed port matters')
+  t.notOk(verifyTwilioSignature(validateRequest, ['tok-2'], undefined, url, params))
+  t.notOk(verifyTwilioSignature(validateRequest, ['tok-2'], '', url, params))
+  t.notOk(verifyTwilioSignature(validateRequest, ['tok-2'], 'x', 'not a url', params), 'a malformed URL is just invalid')
 })
 
 t.test('escapeXml escapes markup and drops characters XML cannot carry', async (t) => {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { buildTestApp } from './helpers/app.js'
 import { inboundParams, listen, post } from './helpers/fake-twilio.js'
+import { startRedis, until } from './helpers/redis.js'
 
 const TOKENS = 'server-token-old-0001,server-token-new-0002'
 
@@ -47,4 +48,21 @@ t.test('server.ts applies SMS_RATE_PER_MIN to the webhooks', async (t) => {
 
 t.test('server.ts refuses to start the sms gateway without TWILIO_AUTH_TOKEN', async (t) => {
   await t.rejects(buildTestApp({ GATEWAYS: 'sms' }), { code: 'GW_CONFIG', message: /TWILIO_AUTH_TOKEN/ })
+})
+
+t.test('with REDIS_URL, a Twilio redelivery to another instance is a duplicate: one publish, the same reply', async (t) => {
+  const redis = await startRedis(t)
+  if (redis === null) return
+  const env = { GATEWAYS: 'sms', TWILIO_AUTH_TOKEN: TOKENS, REDIS_URL: redis.url, REDIS_PREFIX: 'sms-test' }
+  const a = await buildTestApp(env)
+  t.after(() => a.app.close())
+  const b = await buildTestApp(env)
+  t.after(() => b.app.close())
+  for (const { app } of [a, b]) await until(async () => (await app.inject('/ready')).statusCode === 200, 10_000, 'the instance to be ready')
+  const params = inboundParams()
+  const token = 'server-token-old-0001'
+  t.equal((await post(a.app, { params, token })).statusCode, 200)
+  t.equal((await post(b.app, { params, token })).statusCode, 200)
+  t.same(a.app.rooms.counters.webhooks.sms, { handled: 1, duplicate: 0, rejected: 0, failed: 0 })
+  t.same(b.app.rooms.counters.webhooks.sms, { handled: 0, duplicate: 1, rejected: 0, failed: 0 })
 })

@@ -2,6 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { smsGateway, type InboundSms, type SmsHandlerContext, type SmsStatus } from '../plugins/sms.js'
 import { ACCOUNT_SID, MESSAGE_SID, TOKEN, formBody, inboundParams, listen, post, sign, smsApp } from './helpers/fake-twilio.js'
+import { ObservedStore } from './helpers/fake-stripe.js'
 
 const TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
@@ -18,11 +19,12 @@ t.test('an inbound SMS is published to room sms as sms.received {from,to,body,si
   const app = await smsApp()
   t.after(() => app.close())
   const events = listen(app)
-  const res = await post(app, { params: inboundParams({ Body: 'Order #42 ready?' }) })
+  const params = inboundParams({ Body: 'Order #42 ready?' })
+  const res = await post(app, { params })
   t.equal(res.statusCode, 200)
   t.equal(events.length, 1)
   t.equal(events[0].event, 'sms.received')
-  t.same(JSON.parse(events[0].dataJson), { from: '+15551234567', to: '+15557654321', body: 'Order #42 ready?', sid: MESSAGE_SID })
+  t.same(JSON.parse(events[0].dataJson), { from: '+15551234567', to: '+15557654321', body: 'Order #42 ready?', sid: params.MessageSid })
 })
 
 t.test('a request without X-Twilio-Signature gets 403 and publishes nothing', async (t) => {
@@ -256,6 +258,7 @@ t.test('on.received gets the typed, parsed message and a context', async (t) => 
   t.after(() => app.close())
   const res = await post(app, {
     params: inboundParams({
+      MessageSid: MESSAGE_SID,
       NumMedia: '2',
       MediaUrl0: 'https://api.twilio.com/m/0',
       MediaContentType0: 'image/jpeg',
@@ -445,4 +448,116 @@ t.test('a second gateway on the same instance needs decorate: false', async (t) 
   await ok.register(smsGateway, { authToken: 'other', path: '/b', statusPath: '/b/status', decorate: false })
   await ok.ready()
   t.equal((await post(ok, { url: '/b', params: inboundParams(), token: 'other' })).statusCode, 200)
+})
+
+t.test('a Twilio redelivery of an inbound message (same MessageSid) runs nothing and answers the first reply again', async (t) => {
+  let runs = 0
+  const app = await smsApp({ on: { received: (m) => { runs++; return `reply ${runs} to ${m.body}` } } })
+  t.after(() => app.close())
+  const events = listen(app)
+  const params = inboundParams({ Body: 'hello' })
+  const first = await post(app, { params })
+  const again = await post(app, { params })
+  t.equal(again.statusCode, 200)
+  t.equal(again.body, first.body, 'the same TwiML: Twilio sends the reply it did not get the first time')
+  t.match(first.body, '<Message>reply 1 to hello</Message>')
+  t.equal(runs, 1)
+  t.equal(events.length, 1, 'published once')
+  const other = await post(app, { params: inboundParams({ Body: 'hello' }) })
+  t.match(other.body, '<Message>reply 2 to hello</Message>', 'another message (another sid) runs')
+  t.same(app.rooms.counters.webhooks.sms, { handled: 2, duplicate: 1, rejected: 0, failed: 0 })
+})
+
+t.test('status callbacks are deduplicated by MessageSid and status: a repeat publishes nothing, the next status does', async (t) => {
+  const seen: string[] = []
+  const app = await smsApp({ on: { status: (s) => { seen.push(s.status) } } })
+  t.after(() => app.close())
+  const events = listen(app)
+  const url = '/webhooks/sms/status'
+  for (const status of ['sent', 'sent', 'delivered', 'delivered']) {
+    const res = await post(app, { url, params: statusParams({ MessageStatus: status, SmsStatus: status }) })
+    t.equal(res.statusCode, 200)
+    t.equal(res.body, TWIML_EMPTY)
+  }
+  t.same(seen, ['sent', 'delivered'])
+  t.same(events.map((e) => JSON.parse(e.dataJson).status), ['sent', 'delivered'])
+})
+
+t.test('a handler that throws is not marked handled: Twilio\'s retry runs it, then a repeat is a duplicate', async (t) => {
+  let runs = 0
+  const app = await smsApp({ on: { received: () => { if (++runs === 1) throw new Error('database down') } } })
+  t.after(() => app.close())
+  const events = listen(app)
+  const params = inboundParams()
+  const failed = await post(app, { params })
+  t.equal(failed.statusCode, 500)
+  t.match(failed.json(), { statusCode: 500, code: 'GW_SMS_HANDLER', message: /not marked handled/ })
+  t.notMatch(failed.body, /database down/, 'the handler\'s error stays in the logs')
+  t.equal((await post(app, { params })).statusCode, 200)
+  t.equal((await post(app, { params })).statusCode, 200)
+  t.equal(runs, 2)
+  t.equal(events.length, 1)
+})
+
+t.test('two concurrent deliveries of one message run the handler once; both get its reply', async (t) => {
+  const store = new ObservedStore()
+  let runs = 0
+  let open: () => void = () => {}
+  const held = new Promise<void>((resolve) => { open = resolve })
+  const app = await smsApp({ store, on: { received: async () => { runs++; await held; return 'one reply' } } })
+  t.after(() => app.close())
+  const params = inboundParams()
+  const first = post(app, { params })
+  const second = post(app, { params })
+  await store.waiting
+  open()
+  const answers = await Promise.all([first, second])
+  t.same(answers.map((res) => res.statusCode), [200, 200])
+  for (const res of answers) t.match(res.body, '<Message>one reply</Message>')
+  t.equal(runs, 1)
+})
+
+t.test('a concurrent delivery whose first attempt fails answers 500 too; the retry after runs it', async (t) => {
+  const store = new ObservedStore()
+  let runs = 0
+  let fail: (err: Error) => void = () => {}
+  const app = await smsApp({ store, on: { received: async () => { if (++runs === 1) await new Promise<void>((_resolve, reject) => { fail = reject }) } } })
+  t.after(() => app.close())
+  const params = inboundParams()
+  const first = post(app, { params })
+  const second = post(app, { params })
+  await store.waiting
+  fail(new Error('down'))
+  const [a, b] = await Promise.all([first, second])
+  t.equal(a.statusCode, 500)
+  t.match(b.json(), { statusCode: 500, code: 'GW_SMS_IN_FLIGHT' })
+  t.equal((await post(app, { params })).statusCode, 200)
+  t.equal(runs, 2)
+})
+
+t.test('a handler past its time budget answers 500 and its signal aborts', async (t) => {
+  let aborted: unknown
+  const app = await smsApp({
+    handlerTimeoutMs: 30,
+    on: { received: async (_m, ctx) => { await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve)); aborted = ctx.signal.reason } }
+  })
+  t.after(() => app.close())
+  const res = await post(app, { params: inboundParams() })
+  t.equal(res.statusCode, 500)
+  t.match(res.json(), { code: 'GW_SMS_TIMEOUT', message: /30 ms budget/ })
+  t.match(aborted, { code: 'GW_SMS_TIMEOUT' })
+})
+
+t.test('a dedupe store that is down answers 503 and runs nothing; refusals are counted as rejected', async (t) => {
+  const store = new ObservedStore()
+  let runs = 0
+  const app = await smsApp({ store, on: { received: () => { runs++ } } })
+  t.after(() => app.close())
+  store.fail.claim = true
+  const res = await post(app, { params: inboundParams() })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'GW_STORE_UNAVAILABLE')
+  t.equal(runs, 0)
+  t.equal((await post(app, { params: inboundParams(), signature: null })).statusCode, 403)
+  t.same(app.rooms.counters.webhooks.sms, { handled: 0, duplicate: 0, rejected: 1, failed: 1 })
 })

@@ -440,10 +440,11 @@ t.test('a given client is used as is, and decorate: false leaves app.stripe alon
   t.equal(app.stripe, client)
 })
 
-t.test('ctx.stripe without a client throws GW_STRIPE_NO_CLIENT (a handler failure)', async (t) => {
+t.test('without a client, app.stripe is there as its type says and reading it (or ctx.stripe) throws GW_STRIPE_NO_CLIENT', async (t) => {
   let thrown: unknown
   const { app } = await build(t, { on: { '*': (_event, ctx) => { try { return ctx.stripe } catch (err) { thrown = err; throw err } } } })
-  t.equal(app.hasDecorator('stripe'), false)
+  t.equal(app.hasDecorator('stripe'), true)
+  t.throws(() => app.stripe.customers, { code: 'GW_STRIPE_NO_CLIENT', message: /pass secretKey or client \(STRIPE_SECRET_KEY\)/ })
   const payload = eventPayload('customer.created', { id: 'cus_1', object: 'customer' })
   t.equal((await deliver(app, payload, sign(payload))).statusCode, 500)
   t.match(thrown, { code: 'GW_STRIPE_NO_CLIENT' })
@@ -517,4 +518,39 @@ t.test('a second gateway that would decorate app.stripe again is refused', async
     await app.register(stripeGateway, { path: '/other', webhookSecret: WEBHOOK_SECRET, secretKey: SECRET_KEY })
     await app.ready()
   }, { code: 'GW_INVALID_OPTIONS', message: /already decorated.*decorate: false/ })
+})
+
+t.test('a Stripe-Signature dated more than 300 s in the future answers 400 and runs nothing (the SDK alone checks only age)', async (t) => {
+  let runs = 0
+  const { app, logs } = await build(t, { on: { '*': () => { runs++ } } })
+  const payload = eventPayload('checkout.session.completed', checkoutSession(), 'evt_future')
+  const ahead = await deliver(app, payload, sign(payload, WEBHOOK_SECRET, nowS() + 301 + 5))
+  t.equal(ahead.statusCode, 400)
+  t.match(ahead.json(), { statusCode: 400, code: 'GW_STRIPE_SIGNATURE', message: /outside the tolerance/ })
+  t.match(logs.text(), /"reason":"future".*stripe webhook refused/)
+  t.equal((await deliver(app, payload, sign(payload, WEBHOOK_SECRET, nowS() + 200))).statusCode, 200, 'a clock a little ahead is fine')
+  t.equal(runs, 1)
+})
+
+t.test('publish: true publishes each handled event as stripe.<type> to room stripe and the user room, once', async (t) => {
+  const { app } = await build(t, { publish: true })
+  const got: string[] = []
+  for (const room of ['stripe', 'user:u9']) {
+    app.rooms.join(room, { id: app.rooms.nextMemberId(), user: null, transport: 'test', encoder: { name: 't', encode: (e) => e }, deliver: (_e, ev) => { got.push(`${ev.room} ${ev.event}`) } })
+  }
+  const payload = eventPayload('checkout.session.completed', checkoutSession({ client_reference_id: 'u9' }), 'evt_publish')
+  t.same((await deliver(app, payload, sign(payload))).json(), { received: true })
+  t.same((await deliver(app, payload, sign(payload))).json(), { received: true, duplicate: true })
+  t.same(got.sort(), ['stripe stripe.checkout.session.completed', 'user:u9 stripe.checkout.session.completed'])
+})
+
+t.test('every delivery is counted for metrics as handled, duplicate, rejected or failed', async (t) => {
+  let runs = 0
+  const { app } = await build(t, { on: { '*': () => { if (++runs === 1) throw new Error('once') } } })
+  const payload = eventPayload('customer.created', { id: 'cus_1', object: 'customer' }, 'evt_counted')
+  await deliver(app, payload, sign(payload))
+  await deliver(app, payload, sign(payload))
+  await deliver(app, payload, sign(payload))
+  await deliver(app, payload, sign(payload, 'whsec_other'))
+  t.same(app.rooms.counters.webhooks.stripe, { handled: 1, duplicate: 1, rejected: 1, failed: 1 })
 })

@@ -31,10 +31,11 @@ export interface BenchServer {
   publish (data: BenchData): void
 }
 
-export type ServerKind = 'ws-gateway' | 'ws-fastify' | 'ws-plain' | 'ws-frame-once' | 'socketio' | 'sse-gateway' | 'sse-plain'
+export type ServerKind = 'ws-gateway' | 'ws-gateway-metrics' | 'ws-fastify' | 'ws-plain' | 'ws-frame-once' | 'socketio' | 'sse-gateway' | 'sse-plain'
 
 export const SERVER_KINDS: Record<ServerKind, () => Promise<BenchServer>> = {
-  'ws-gateway': wsGateway,
+  'ws-gateway': async () => await wsGateway(),
+  'ws-gateway-metrics': async () => await wsGateway({ metrics: true }),
   'ws-fastify': fastifyWs,
   'ws-plain': () => plainWs('plain'),
   'ws-frame-once': () => plainWs('frame-once'),
@@ -60,12 +61,25 @@ async function listen (server: Server): Promise<number> {
   return (server.address() as { port: number }).port
 }
 
-/** Our gateway: Fastify + wsGateway, anonymous clients in a public room, events from `app.rooms.publish`. */
-async function wsGateway (): Promise<BenchServer> {
+/**
+ * Our gateway: Fastify + wsGateway, anonymous clients in a public room, events from `app.rooms.publish`. With
+ * `metrics`, the metrics plugin too (process defaults, HTTP histogram) and `/metrics` scraped every BENCH_SCRAPE_MS
+ * (default 1000) through Fastify's inject, in the server's own process: the scrape's whole cost lands on the server.
+ */
+async function wsGateway (options: { metrics?: boolean } = {}): Promise<BenchServer> {
   const { default: Fastify } = await import('fastify')
   // the compiled package (bench/lib/build.ts), as users run it
   const { wsGateway } = await import(packageModule('plugins/ws.js')) as typeof import('../../plugins/ws.js')
   const app = Fastify({ logger: false })
+  if (options.metrics === true) {
+    const { metrics } = await import('../../plugins/metrics.js')
+    await app.register(metrics)
+    const scrapeMs = Number(process.env.BENCH_SCRAPE_MS ?? 1000)
+    const scrape = setInterval(() => {
+      app.inject('/metrics').then((res) => { if (res.statusCode !== 200) throw new Error(`/metrics answered ${res.statusCode}`) }, (err: unknown) => { throw err })
+    }, scrapeMs)
+    scrape.unref()
+  }
   await app.register(wsGateway, {
     path: '/ws',
     publicRooms: ['public:*'],

@@ -1,3 +1,5 @@
+import { GatewayErrors } from '../errors.js'
+
 /**
  * The browser Origin check of WebSocket upgrades, SSE streams and the ICE route (and the CORS value they answer with).
  * No Origin header means a non-browser client, which is not refused for it. With no allow-list only same-origin
@@ -29,7 +31,7 @@ export function createOriginPolicy (allowedOrigins: readonly string[] = []): Ori
   for (const entry of allowedOrigins) {
     if (entry === '*') continue
     const origin = serialiseOrigin(entry)
-    if (origin === null) throw new TypeError(`allowed origin ${JSON.stringify(entry)} is not an origin such as https://app.example.com`)
+    if (origin === null) throw new GatewayErrors.INVALID_OPTIONS('allowedOrigins', `${JSON.stringify(entry)} is not an origin such as https://app.example.com`)
     listed.add(origin)
   }
   const allowed = (origin: string | undefined, self: RequestOrigin): boolean => {

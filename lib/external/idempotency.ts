@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { DedupeStore } from '../stores/dedupe.js'
-import { runOnce } from './once.js'
+import { runOnce } from '../stores/once.js'
 
 /** An Idempotency-Key: 1 to 255 visible ASCII characters (what Stripe and the IETF draft allow in practice). */
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/
@@ -54,12 +54,15 @@ export class Idempotency {
 
   async run (scope: string, key: string, fingerprint: string, work: () => Promise<StoredAnswer>): Promise<IdempotentOutcome> {
     let answer: StoredAnswer | undefined
-    const outcome = await runOnce(this.store, `${scope}:${key}`, { leaseMs: this.leaseMs, ttlMs: this.ttlMs, waitMs: this.waitMs }, async () => {
+    // a repeat whose first request failed runs it itself (bounded, in case of a storm)
+    const outcome = await runOnce(this.store, `${scope}:${key}`, { leaseMs: this.leaseMs, ttlMs: this.ttlMs, waitMs: this.waitMs, reclaims: 4 }, async () => {
       answer = await work()
       const record: Saved = { fingerprint, status: answer.status, body: answer.body }
       return JSON.stringify(record)
     })
+    if (outcome.kind === 'failed' || outcome.kind === 'store-error') throw outcome.error
     if (outcome.kind === 'busy') return { kind: 'in-progress' }
+    // not recorded (the store failed after the work): the answer stands; a repeat would run the work again
     if (outcome.kind === 'fresh') return { kind: 'fresh', answer: answer as StoredAnswer }
     const record = JSON.parse(outcome.value) as Saved
     if (record.fingerprint !== fingerprint) return { kind: 'mismatch' }

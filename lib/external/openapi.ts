@@ -141,6 +141,7 @@ export function buildOpenApi (options: OpenApiOptions): Json {
           ...error(404, 'no secret is configured for this source'),
           ...error(409, 'this webhook-id is still being handled by another delivery; retry later'),
           ...error(413, `the body is over ${options.bodyLimit} bytes`),
+          ...error(503, 'the dedupe store or the room bus (Redis) is unavailable: not handled; retry later'),
           ...common(false)
         }
       }

@@ -53,13 +53,11 @@ export const ErrorAnswer = z.object({
 
 export type IssueAnswer = z.infer<typeof Issue>
 
-/** zod issues as the 400 answer lists them, and one readable line for `message`. */
-export function describeIssues (issues: readonly z.core.$ZodIssue[]): { message: string, issues: IssueAnswer[] } {
-  const listed = issues.map((issue) => ({
+/** zod issues as the 400 answer lists them (`issues`); its `message` is `formatIssues` of the same issues. */
+export function issueList (issues: readonly z.core.$ZodIssue[]): IssueAnswer[] {
+  return issues.map((issue) => ({
     path: issue.path.map((p) => typeof p === 'symbol' ? String(p) : p),
     code: issue.code,
     message: issue.message
   }))
-  const message = listed.map((issue) => issue.path.length === 0 ? issue.message : `${issue.path.join('.')}: ${issue.message}`).join('; ')
-  return { message: `invalid body: ${message}`, issues: listed }
 }

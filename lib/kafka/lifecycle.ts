@@ -3,7 +3,8 @@ import type {
   Consumer, ConsumerConfig, EachBatchPayload, Kafka, Message, Producer, ProducerConfig, RecordMetadata
 } from 'kafkajs'
 import { GatewayErrors } from '../errors.js'
-import { sleep, type MessageProcessor, type ProcessorLog } from './processor.js'
+import { restartLoop, settlesBy, sleep } from '../streams/async.js'
+import type { MessageProcessor, ProcessorLog } from './processor.js'
 
 export interface LifecycleLog extends ProcessorLog {
   info (obj: object, msg: string): void
@@ -138,34 +139,26 @@ export class KafkaLifecycle {
 
   private async loop (): Promise<void> {
     const { log } = this.options
-    const initial = this.options.restartBackoffMs ?? 500
-    const max = this.options.restartBackoffMaxMs ?? 10_000
-    let failures = 0
-    while (!this.stopping) {
-      let joined = false
-      try {
+    await restartLoop({
+      signal: this.abort.signal,
+      backoffMs: this.options.restartBackoffMs ?? 500,
+      backoffMaxMs: this.options.restartBackoffMaxMs ?? 10_000,
+      round: async () => {
         await this.checkReachable()
         if (!this.producerConnected) {
           await this.producer.connect()
           // a connect that finished after close began must not leave the producer open
           if (this.stopping) await this.producer.disconnect()
         }
-        if (this.stopping) break
+        if (this.stopping) return false
         if (this.subscriptions.length === 0) {
           await sleep(2 ** 31 - 1, this.abort.signal)
-          break
+          return true
         }
-        joined = await this.runConsumer()
-      } catch (err) {
-        if (this.stopping) break
-        log.warn({ err, failures: failures + 1 }, 'kafka: cannot connect; retrying')
-      }
-      if (this.stopping) break
-      if (joined) failures = 0
-      const delay = Math.min(max, initial * 2 ** failures)
-      failures++
-      await sleep(delay, this.abort.signal)
-    }
+        return await this.runConsumer()
+      },
+      onError: (err, failures) => { log.warn({ err, failures }, 'kafka: cannot connect; retrying') }
+    })
   }
 
   /** One consumer from connect to crash (or close); true when it joined its group. */
@@ -264,18 +257,6 @@ export class KafkaLifecycle {
     }
     throw new Error(`no broker accepts connections (${brokers.join(',')})`)
   }
-}
-
-/** True when `promise` settles before `deadline` (ms since the epoch). */
-function settlesBy (promise: Promise<unknown>, deadline: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => { resolve(false) }, Math.max(0, deadline - Date.now()))
-    const done = () => {
-      clearTimeout(timer)
-      resolve(true)
-    }
-    promise.then(done, done)
-  })
 }
 
 /** True when a TCP connection to `host:port` opens within `timeoutMs`. */

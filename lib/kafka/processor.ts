@@ -1,4 +1,8 @@
-import { compileRoomTemplate, type RoomTemplate } from './template.js'
+import { kafkaTopics } from '../streams/patterns.js'
+import { StreamProcessor, type CountedOutcome, type Delivery, type Failure, type MessageSchema, type Outcome as StreamOutcome, type ProcessorLog } from '../streams/processor.js'
+
+export { sleep } from '../streams/async.js'
+export type { MessageSchema, ProcessorLog, FailureType } from '../streams/processor.js'
 
 /** Message headers as kafkajs hands them over. */
 export type RawHeaders = Record<string, Buffer | string | Array<Buffer | string> | undefined>
@@ -33,25 +37,12 @@ export interface KafkaMessage<T = unknown> {
 
 export type KafkaHandler<T = unknown> = (message: KafkaMessage<T>) => unknown
 
-/** The part of a zod schema the processor uses (any zod 4 schema fits). */
-export interface MessageSchema<T = unknown> {
-  safeParse (value: unknown): { success: true, data: T } | { success: false, error: { issues: ReadonlyArray<{ path: PropertyKey[], message: string }> } }
-}
-
 /** The record written to `<topic><dlqSuffix>`: the original key and bytes, and why. */
 export interface DeadLetter {
   topic: string
   key: Buffer | null
   value: Buffer | null
   headers: Record<string, string | Buffer | Array<string | Buffer>>
-}
-
-/** Why a message was dead-lettered (the `error-type` header). */
-export type FailureType = 'not-json' | 'schema' | 'template' | 'handler' | 'bridge'
-
-export interface ProcessorLog {
-  warn (obj: object, msg: string): void
-  error (obj: object, msg: string): void
 }
 
 export interface ProcessorOptions {
@@ -67,72 +58,56 @@ export interface ProcessorOptions {
   /** writes a dead letter; a rejection leaves the message unhandled (it is not committed and comes again) */
   deadLetter: (letter: DeadLetter) => Promise<unknown>
   log: ProcessorLog
+  /** counts outcomes for metrics */
+  count?: (outcome: CountedOutcome) => void
 }
 
 /** handled (or dead-lettered): commit it; ignored: nothing here consumes it, commit it; abandoned: shutting down, do not commit */
-export type Outcome = 'handled' | 'dead-lettered' | 'ignored' | 'abandoned'
+export type Outcome = Exclude<StreamOutcome, 'retry'>
 
-interface HandlerRoute {
-  readonly match: string | RegExp
-  readonly handler: KafkaHandler<any>
-  readonly schema: MessageSchema | undefined
-}
-
-interface BridgeRoute {
-  readonly topic: string
-  readonly template: RoomTemplate
-}
-
-interface Failure {
-  type: FailureType
-  error: string
-  attempts: number
-}
-
-const MAX_ERROR_HEADER = 1000
+type KafkaFields = Omit<KafkaMessage, 'value' | 'attempt' | 'signal'>
 
 /**
- * Turns consumed messages into handler calls and room publishes: JSON decoding, schema checks, bounded retries
- * with exponential backoff, and dead letters. Every handler and bridge rule matching a message runs (in
- * registration order, bridges last); each retries on its own, so one that already succeeded is not repeated.
- * A message that cannot succeed (not JSON, schema or template failure) is not retried. If anything failed, ONE
- * dead letter carries the original bytes, key and headers plus `error`, `error-type`, `attempts`,
- * `original-topic`, `original-partition`, `original-offset` (and `original-timestamp`).
+ * Kafka's side of the shared stream processor (lib/streams/processor.ts): messages retried in place (a partition
+ * cannot skip one), dead letters on `<topic><dlqSuffix>` with the original bytes, key and headers plus `error`,
+ * `error-type`, `attempts`, `original-topic`, `original-partition`, `original-offset` (and `original-timestamp`).
  */
 export class MessageProcessor {
-  private readonly handlers: HandlerRoute[] = []
-  private readonly bridges: BridgeRoute[] = []
-  private readonly options: Required<ProcessorOptions>
+  private readonly core: StreamProcessor<KafkaFields, RawMessage>
+  private readonly dlqSuffix: string
 
   constructor (options: ProcessorOptions) {
-    this.options = { retryBackoffMaxMs: Math.max(30_000, options.retryBackoffMs), ...options }
+    this.dlqSuffix = options.dlqSuffix
+    this.core = new StreamProcessor<KafkaFields, RawMessage>({
+      broker: 'kafka',
+      syntax: kafkaTopics(options.dlqSuffix),
+      mode: 'inline',
+      retries: options.retries,
+      retryBackoffMs: options.retryBackoffMs,
+      ...(options.retryBackoffMaxMs === undefined ? {} : { retryBackoffMaxMs: options.retryBackoffMaxMs }),
+      publish: options.publish,
+      deadLetter: (delivery, failure, topic) => options.deadLetter(deadLetterOf(delivery.raw, failure, topic)),
+      log: options.log,
+      ...(options.count === undefined ? {} : { count: options.count })
+    })
   }
 
-  on (match: string | RegExp, handler: KafkaHandler<any>, schema?: MessageSchema): void {
-    // a global or sticky RegExp keeps state between test() calls: match with a plain copy
-    const plain = match instanceof RegExp ? new RegExp(match.source, match.flags.replace(/[gy]/g, '')) : match
-    this.handlers.push({ match: plain, handler, schema })
+  on (match: string | RegExp, handler: KafkaHandler<never>, schema?: MessageSchema): void {
+    this.core.on(match, handler, schema)
   }
 
   bridge (topic: string, template: string): void {
-    this.bridges.push({ topic, template: compileRoomTemplate(template) })
+    this.core.bridge(topic, template)
   }
 
   /** What the consumer subscribes to: topic names (once each) and RegExps. */
   subscriptions (): Array<string | RegExp> {
-    const topics = new Set<string>()
-    const patterns = new Map<string, RegExp>()
-    for (const { match } of this.handlers) {
-      if (typeof match === 'string') topics.add(match)
-      else patterns.set(String(match), match)
-    }
-    for (const { topic } of this.bridges) topics.add(topic)
-    return [...topics, ...patterns.values()]
+    return this.core.subscriptions()
   }
 
   /** The dead-letter topic of `topic`. */
   dlqTopic (topic: string): string {
-    return `${topic}${this.options.dlqSuffix}`
+    return `${topic}${this.dlqSuffix}`
   }
 
   /**
@@ -140,110 +115,38 @@ export class MessageProcessor {
    * written (the message must then NOT be committed: a redelivery beats a loss).
    */
   async process (message: RawMessage, signal: AbortSignal): Promise<Outcome> {
-    const { topic } = message
-    // a RegExp never matches a dead-letter topic: a failing catch-all handler would feed on its own dead letters
-    const isDlq = topic.endsWith(this.options.dlqSuffix)
-    const handlers = this.handlers.filter(({ match }) => typeof match === 'string' ? match === topic : !isDlq && match.test(topic))
-    const bridges = this.bridges.filter((rule) => rule.topic === topic)
-    if (handlers.length === 0 && bridges.length === 0) return 'ignored'
-
-    let value: unknown
-    try {
-      value = message.value === null ? null : JSON.parse(message.value.toString('utf8'))
-    } catch (err) {
-      return await this.deadLetter(message, { type: 'not-json', error: `the value is not JSON: ${errorText(err)}`, attempts: 0 })
+    const delivery: Delivery<KafkaFields, RawMessage> = {
+      source: message.topic,
+      payload: message.value,
+      fields: {
+        key: message.key === null ? null : message.key.toString('utf8'),
+        headers: textHeaders(message.headers),
+        topic: message.topic,
+        partition: message.partition,
+        offset: message.offset
+      },
+      where: { topic: message.topic, partition: message.partition, offset: message.offset },
+      raw: message
     }
-
-    const failures: Failure[] = []
-    const base = { key: message.key === null ? null : message.key.toString('utf8'), headers: textHeaders(message.headers), topic, partition: message.partition, offset: message.offset, signal }
-    for (const route of handlers) {
-      let input = value
-      if (route.schema !== undefined) {
-        const parsed = route.schema.safeParse(value)
-        if (!parsed.success) {
-          failures.push({ type: 'schema', error: `the value does not match the schema: ${issuesText(parsed.error.issues)}`, attempts: 0 })
-          continue
-        }
-        input = parsed.data
-      }
-      const result = await this.attempt(message, (attempt) => route.handler({ ...base, value: input, attempt }), signal)
-      if (result === 'abandoned') return 'abandoned'
-      if (result !== true) failures.push({ type: 'handler', ...result })
-    }
-    for (const rule of bridges) {
-      let room: string
-      try {
-        room = rule.template.fill(value)
-      } catch (err) {
-        failures.push({ type: 'template', error: errorText(err), attempts: 0 })
-        continue
-      }
-      const result = await this.attempt(message, () => this.options.publish(room, topic, value), signal)
-      if (result === 'abandoned') return 'abandoned'
-      if (result !== true) failures.push({ type: 'bridge', ...result })
-    }
-    if (failures.length === 0) return 'handled'
-    return await this.deadLetter(message, failures[0], failures.length)
-  }
-
-  /** Runs `fn` until it succeeds or the retries are used up; 'abandoned' when closing cut a backoff short. */
-  private async attempt (message: RawMessage, fn: (attempt: number) => unknown, signal: AbortSignal): Promise<true | 'abandoned' | { error: string, attempts: number }> {
-    const { retries, retryBackoffMs, retryBackoffMaxMs } = this.options
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await fn(attempt)
-        return true
-      } catch (err) {
-        const where = { topic: message.topic, partition: message.partition, offset: message.offset, attempt }
-        if (attempt > retries) {
-          this.options.log.warn({ err, ...where }, 'kafka message failed after its last retry')
-          return { error: errorText(err), attempts: attempt }
-        }
-        this.options.log.warn({ err, ...where }, 'kafka message failed; retrying')
-      }
-      const delay = Math.min(retryBackoffMaxMs, retryBackoffMs * 2 ** (attempt - 1))
-      if (!(await sleep(delay, signal))) return 'abandoned'
-    }
-  }
-
-  private async deadLetter (message: RawMessage, failure: Failure, count = 1): Promise<Outcome> {
-    const headers: DeadLetter['headers'] = {}
-    for (const [name, raw] of Object.entries(message.headers ?? {})) {
-      if (raw !== undefined) headers[name] = raw
-    }
-    const error = count > 1 ? `${failure.error} (and ${count - 1} more failure${count > 2 ? 's' : ''})` : failure.error
-    Object.assign(headers, {
-      error: error.length > MAX_ERROR_HEADER ? `${error.slice(0, MAX_ERROR_HEADER - 1)}…` : error,
-      'error-type': failure.type,
-      attempts: String(failure.attempts),
-      'original-topic': message.topic,
-      'original-partition': String(message.partition),
-      'original-offset': message.offset
-    })
-    if (message.timestamp !== undefined) headers['original-timestamp'] = message.timestamp
-    const dlq = this.dlqTopic(message.topic)
-    await this.options.deadLetter({ topic: dlq, key: message.key, value: message.value, headers })
-    this.options.log.warn({
-      topic: message.topic, partition: message.partition, offset: message.offset, dlq, errorType: failure.type, attempts: failure.attempts, error
-    }, 'kafka message dead-lettered')
-    return 'dead-lettered'
+    return await this.core.process(delivery, signal) as Outcome
   }
 }
 
-/** Resolves true after `ms`, false at once (or as soon as) `signal` aborts. */
-export function sleep (ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false)
-  return new Promise((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer)
-      resolve(false)
-    }
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort)
-      resolve(true)
-    }, ms)
-    signal.addEventListener('abort', onAbort, { once: true })
+function deadLetterOf (message: RawMessage, failure: Failure, topic: string): DeadLetter {
+  const headers: DeadLetter['headers'] = {}
+  for (const [name, raw] of Object.entries(message.headers ?? {})) {
+    if (raw !== undefined) headers[name] = raw
+  }
+  Object.assign(headers, {
+    error: failure.error,
+    'error-type': failure.type,
+    attempts: String(failure.attempts),
+    'original-topic': message.topic,
+    'original-partition': String(message.partition),
+    'original-offset': message.offset
   })
+  if (message.timestamp !== undefined) headers['original-timestamp'] = message.timestamp
+  return { topic, key: message.key, value: message.value, headers }
 }
 
 export function textHeaders (headers: RawHeaders | undefined): Record<string, string | string[]> {
@@ -253,13 +156,4 @@ export function textHeaders (headers: RawHeaders | undefined): Record<string, st
     out[name] = Array.isArray(raw) ? raw.map((v) => v.toString()) : raw.toString()
   }
   return out
-}
-
-function errorText (err: unknown): string {
-  if (err instanceof Error) return err.message || err.name
-  return String(err)
-}
-
-function issuesText (issues: ReadonlyArray<{ path: PropertyKey[], message: string }>): string {
-  return issues.map((issue) => `${issue.path.length === 0 ? '(value)' : issue.path.map(String).join('.')}: ${issue.message}`).join('; ')
 }

@@ -20,10 +20,17 @@ export interface RoomRegistryOptions {
   onDeliveryError?: (err: unknown, member: Member, event: RoomEvent) => void
 }
 
+/** Members of a room with one encoder and one transport: each event is encoded once per encoder, counted once per group. */
+interface Group {
+  readonly encoder: Encoder<unknown>
+  readonly transport: string
+  readonly members: Set<Member>
+}
+
 interface LocalRoom {
   readonly members: Map<string, Member>
-  /** members grouped by encoder, so each event is encoded once per transport */
-  readonly groups: Map<Encoder<unknown>, Set<Member>>
+  /** members grouped by encoder and transport (a handful of groups per room) */
+  readonly groups: Group[]
   /** member count per user id, for presence */
   readonly users: Map<string, number>
 }
@@ -64,17 +71,17 @@ export class RoomRegistry {
     if (!isRoomName(room)) throw new GatewayErrors.INVALID_ROOM(JSON.stringify(room))
     let local = this.rooms.get(room)
     if (local === undefined) {
-      local = { members: new Map(), groups: new Map(), users: new Map() }
+      local = { members: new Map(), groups: [], users: new Map() }
       this.rooms.set(room, local)
     }
     if (local.members.has(member.id)) return false
     local.members.set(member.id, member)
-    let group = local.groups.get(member.encoder)
+    let group = local.groups.find((g) => g.encoder === member.encoder && g.transport === member.transport)
     if (group === undefined) {
-      group = new Set()
-      local.groups.set(member.encoder, group)
+      group = { encoder: member.encoder, transport: member.transport, members: new Set() }
+      local.groups.push(group)
     }
-    group.add(member)
+    group.members.add(member)
     if (member.user !== null) local.users.set(member.user, (local.users.get(member.user) ?? 0) + 1)
     let joined = this.memberRooms.get(member.id)
     if (joined === undefined) {
@@ -91,10 +98,11 @@ export class RoomRegistry {
   leave (room: string, member: Member): boolean {
     const local = this.rooms.get(room)
     if (local === undefined || !local.members.delete(member.id)) return false
-    const group = local.groups.get(member.encoder)
-    if (group !== undefined) {
-      group.delete(member)
-      if (group.size === 0) local.groups.delete(member.encoder)
+    const at = local.groups.findIndex((g) => g.encoder === member.encoder && g.transport === member.transport)
+    if (at !== -1) {
+      const group = local.groups[at]
+      group.members.delete(member)
+      if (group.members.size === 0) local.groups.splice(at, 1)
     }
     if (member.user !== null) {
       const count = (local.users.get(member.user) ?? 1) - 1
@@ -152,17 +160,21 @@ export class RoomRegistry {
     const local = this.rooms.get(event.room)
     if (local === undefined) return 0
     let delivered = 0
-    for (const [encoder, group] of local.groups) {
-      const encoded = encodeFor(event, encoder)
-      for (const member of group) {
+    for (const group of local.groups) {
+      const encoded = encodeFor(event, group.encoder)
+      let handed = 0
+      for (const member of group.members) {
         if (member.id === except) continue
         try {
           member.deliver(encoded, event)
-          delivered++
+          handed++
         } catch (err) {
           this.onDeliveryError(err, member, event)
         }
       }
+      // metrics: one add per transport group and event, never per member
+      if (handed > 0) this.counters.delivered(group.transport, handed)
+      delivered += handed
     }
     return delivered
   }
@@ -184,6 +196,11 @@ export class RoomRegistry {
   /** Local members of `room`. */
   members (room: string): Member[] {
     return [...(this.rooms.get(room)?.members.values() ?? [])]
+  }
+
+  /** Rooms with members on this instance (metrics: `gateways_rooms`). */
+  get localRoomCount (): number {
+    return this.rooms.size
   }
 
   /** Number of local members of `room`. */

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { RoomSchema, opSchema, type Ref } from '../ws/protocol.js'
 
 /**
- * The frames of the `/rtc` signaling protocol (CONTRACT section 6) on top of the `/ws` framing: `join`, `leave` and
+ * The frames of the `/rtc` signaling protocol (docs/protocol.md) on top of the `/ws` framing: `join`, `leave` and
  * `signal` in; `joined` (with the peer id and the other peers), `peer-joined`, `peer-left` and `signal` out.
  */
 

@@ -1,5 +1,6 @@
 import type Twilio from 'twilio'
 import { GatewayErrors } from '../errors.js'
+import { loadPeer } from '../peer.js'
 import { E164, MESSAGING_SERVICE_SID } from './schemas.js'
 
 /** The parameters of Twilio's "create a Message" call this gateway sets. */
@@ -90,15 +91,15 @@ export interface SenderOptions {
   /** a ready client: used as is, twilio is then never loaded */
   client?: SmsClient
   httpClient?: HttpClientOption
-  /** loads twilio; default a dynamic import, so the REST client costs nothing until the first send */
+  /** loads twilio; default the optional peer dependency, imported on the first send */
   loadTwilio?: () => Promise<TwilioModule>
 }
 
 const MAX_BODY = 1600
 
+/** The whole twilio package (29 MB, 100 to 500 ms to import): only the first send loads it. */
 async function importTwilio (): Promise<TwilioModule> {
-  const mod = await import('twilio') as unknown as { default: TwilioModule }
-  return mod.default
+  return (await loadPeer<{ default: TwilioModule }>('twilio', 'sms', () => import('twilio'))).default
 }
 
 /**

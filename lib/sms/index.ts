@@ -1,9 +1,8 @@
-export { parseForm, type TwilioParams } from './form.js'
-export { webhookUrl, firstEntry, normalizePublicUrl, type WebhookUrlInput } from './url.js'
-export { verifyTwilioSignature } from './signature.js'
+export { webhookUrl, firstEntry, type WebhookUrlInput } from './url.js'
+export { verifyTwilioSignature, type ValidateRequest, type TwilioParams } from './signature.js'
 export { escapeXml, messagingResponse, TWIML_CONTENT_TYPE } from './twiml.js'
 export {
-  E164, isE164, InboundSmsSchema, SmsStatusSchema, InboundSmsFields, StatusCallbackFields, describeIssues,
+  E164, isE164, InboundSmsSchema, SmsStatusSchema, InboundSmsFields, StatusCallbackFields,
   type InboundSms, type SmsStatus, type MessageStatus
 } from './schemas.js'
 export {

@@ -158,8 +158,3 @@ function dropUndefined<T extends object> (value: T): T {
   }
   return value
 }
-
-/** zod's issues as one line: `From: expected string, received array; To: ...`. */
-export function describeIssues (error: z.ZodError): string {
-  return error.issues.map((i) => i.path.length === 0 ? i.message : `${i.path.join('.')}: ${i.message}`).join('; ')
-}

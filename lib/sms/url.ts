@@ -70,12 +70,3 @@ export function webhookUrl (input: WebhookUrlInput): string | null {
   if (host === undefined || !HOST.test(host)) return null
   return `${proto}://${host}${target}`
 }
-
-/** Normalises a configured public base URL: an http(s) origin with an optional path, no query, no trailing slash. */
-export function normalizePublicUrl (value: string): string {
-  const url = new URL(value)
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('must be an http(s) URL')
-  if (url.search !== '' || url.hash !== '') throw new Error('must not have a query string or fragment')
-  if (url.username !== '' || url.password !== '') throw new Error('must not carry credentials')
-  return value.trim().replace(/\/+$/, '')
-}

@@ -1,7 +1,7 @@
 import type { Encoder, RoomEvent } from '../rooms/types.js'
 
 /**
- * The SSE wire form of a room event (CONTRACT section 5), built once per publish around the event's `dataJson`:
+ * The SSE wire form of a room event (docs/protocol.md), built once per publish around the event's `dataJson`:
  *
  *     id: <id>
  *     event: <event>

@@ -29,27 +29,42 @@ export interface DedupeStore {
   close (): Promise<void>
 }
 
+/** Whether `value` implements DedupeStore (for option schemas). */
+export function isDedupeStore (value: unknown): value is DedupeStore {
+  return ['claim', 'complete', 'release', 'wait', 'close']
+    .every((method) => typeof (value as Record<string, unknown> | null)?.[method] === 'function')
+}
+
 interface Entry {
   state: 'pending' | 'done'
   value: string
   expires: number
+  bytes: number
   waiters: Array<(result: WaitResult) => void>
 }
 
 export interface MemoryDedupeStoreOptions {
-  /** most keys kept; the oldest are dropped beyond it (bounded memory) */
+  /** most keys kept; the oldest are dropped beyond it */
   maxKeys?: number
+  /** most bytes of keys and values kept (about two per character, plus the entry); the oldest are dropped beyond it */
+  maxBytes?: number
   now?: () => number
 }
+
+// what an entry costs beyond its strings: the Map slot, the entry object and its waiter array
+const ENTRY_OVERHEAD = 96
 
 export class MemoryDedupeStore implements DedupeStore {
   readonly name = 'memory'
   private readonly entries = new Map<string, Entry>()
   private readonly maxKeys: number
+  private readonly maxBytes: number
   private readonly now: () => number
+  private used = 0
 
   constructor (options: MemoryDedupeStoreOptions = {}) {
     this.maxKeys = options.maxKeys ?? 100_000
+    this.maxBytes = options.maxBytes ?? 32 * 1024 * 1024
     this.now = options.now ?? Date.now
   }
 
@@ -57,24 +72,22 @@ export class MemoryDedupeStore implements DedupeStore {
     const entry = this.live(key)
     if (entry?.state === 'done') return { state: 'done', value: entry.value }
     if (entry?.state === 'pending') return { state: 'pending' }
-    this.evictIfFull()
-    this.entries.set(key, { state: 'pending', value: '', expires: this.now() + leaseMs, waiters: [] })
+    this.add(key, { state: 'pending', value: '', expires: this.now() + leaseMs, bytes: 0, waiters: [] })
     return { state: 'claimed' }
   }
 
   async complete (key: string, value: string, ttlMs: number): Promise<void> {
     const entry = this.entries.get(key)
     const waiters = entry?.waiters ?? []
-    this.entries.delete(key)
-    this.evictIfFull()
-    this.entries.set(key, { state: 'done', value, expires: this.now() + ttlMs, waiters: [] })
+    this.remove(key)
+    this.add(key, { state: 'done', value, expires: this.now() + ttlMs, bytes: 0, waiters: [] })
     for (const wake of waiters) wake({ state: 'done', value })
   }
 
   async release (key: string): Promise<void> {
     const entry = this.entries.get(key)
     if (entry?.state !== 'pending') return
-    this.entries.delete(key)
+    this.remove(key)
     for (const wake of entry.waiters) wake({ state: 'released' })
   }
 
@@ -98,29 +111,46 @@ export class MemoryDedupeStore implements DedupeStore {
   async close (): Promise<void> {
     for (const entry of this.entries.values()) for (const wake of entry.waiters) wake({ state: 'timeout' })
     this.entries.clear()
+    this.used = 0
   }
 
   get size (): number {
     return this.entries.size
   }
 
+  /** the bytes the kept keys and values take, as counted against `maxBytes` */
+  get bytes (): number {
+    return this.used
+  }
+
   private live (key: string): Entry | undefined {
     const entry = this.entries.get(key)
     if (entry === undefined) return undefined
     if (entry.expires <= this.now()) {
-      this.entries.delete(key)
+      this.remove(key)
       for (const wake of entry.waiters) wake({ state: 'released' })
       return undefined
     }
     return entry
   }
 
-  // Map order is insertion order: the first entries are the oldest.
-  private evictIfFull (): void {
-    while (this.entries.size >= this.maxKeys) {
-      const oldest = this.entries.keys().next()
-      if (oldest.done === true) return
-      this.entries.delete(oldest.value)
+  // Map order is insertion order: the first entries are the oldest, and go first when a bound is reached.
+  private add (key: string, entry: Entry): void {
+    entry.bytes = (key.length + entry.value.length) * 2 + ENTRY_OVERHEAD
+    for (const [oldest, dropped] of this.entries) {
+      if (this.entries.size < this.maxKeys && this.used + entry.bytes <= this.maxBytes) break
+      this.remove(oldest)
+      // a dropped claim is as good as released: its waiters may claim it themselves
+      for (const wake of dropped.waiters) wake({ state: 'released' })
     }
+    this.entries.set(key, entry)
+    this.used += entry.bytes
+  }
+
+  private remove (key: string): void {
+    const entry = this.entries.get(key)
+    if (entry === undefined) return
+    this.entries.delete(key)
+    this.used -= entry.bytes
   }
 }

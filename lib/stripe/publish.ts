@@ -24,7 +24,7 @@ export function stripeUserId (object: unknown): string | null {
 }
 
 /**
- * CONTRACT section 7 as server.ts wires it: event `stripe.<type>` with `data.object` as data, to room `stripe` and
+ * docs/stripe.md, as server.ts wires it: event `stripe.<type>` with `data.object` as data, to room `stripe` and
  * to `user:<id>` when the object names its user. A user id that makes no legal room name is skipped with a warning
  * (so is a type that makes no legal event name): retrying would not make it legal. Returns the rooms published to.
  */

@@ -1,32 +1,36 @@
-import Stripe from 'stripe'
+import type Stripe from 'stripe'
 import { GatewayErrors } from '../errors.js'
+import type { StripeModule } from './types.js'
 
-/** Stripe's default and the contract's: a signature older than this many seconds is refused. */
+/** Stripe's default (docs/stripe.md): a signature further than this many seconds from now, either way, is refused. */
 export const DEFAULT_TOLERANCE_S = 300
 
 export interface StripeVerifierOptions {
+  /** the `stripe` package's default export, loaded by the gateway (its static webhooks helper verifies) */
+  stripe: StripeModule
   /** endpoint signing secrets (`whsec_...`); every one is tried, so old and new both pass while rotating */
   secrets: readonly string[]
-  /** seconds a signed timestamp stays acceptable; default 300 */
+  /** seconds a signed timestamp may be off from now, in either direction; default 300 */
   tolerance?: number
   /** the clock, ms since the Unix epoch (tests) */
   now?: () => number
 }
 
-export type SignatureProblem = 'missing' | 'multiple' | 'malformed' | 'mismatch' | 'stale'
+export type SignatureProblem = 'missing' | 'multiple' | 'malformed' | 'mismatch' | 'stale' | 'future'
 
 const REASONS: Record<SignatureProblem, string> = {
   missing: 'missing Stripe-Signature header',
   multiple: 'more than one Stripe-Signature header',
   malformed: 'malformed Stripe-Signature header',
   mismatch: 'no signature matches the payload',
-  stale: 'signature timestamp outside the tolerance'
+  stale: 'signature timestamp outside the tolerance',
+  future: 'signature timestamp outside the tolerance'
 }
 
 /** A refused delivery: 400 with a short reason that says nothing about the secrets. */
 export function signatureError (problem: SignatureProblem) {
   const err = new GatewayErrors.STRIPE_SIGNATURE(REASONS[problem])
-  return Object.assign(err, { problem })
+  return Object.assign(err, { problem, reason: problem })
 }
 
 export interface StripeVerifier {
@@ -36,10 +40,13 @@ export interface StripeVerifier {
 
 /**
  * Verifies a webhook delivery with the official SDK's `Stripe.webhooks.constructEvent` (the static, webhooks-only
- * helper: no API key needed) against each configured secret in turn. The errors carry a short reason and never the
- * header, the payload or a secret (the SDK's own error holds the header and payload, so it is not passed on).
+ * helper: no API key needed) against each configured secret in turn. The SDK checks only a signature's age; a
+ * timestamp more than `tolerance` seconds in the future is refused here first (a clock that far ahead, or a
+ * signature made to be replayed later). The errors carry a short reason and never the header, the payload or a
+ * secret (the SDK's own error holds the header and payload, so it is not passed on).
  */
 export function createStripeVerifier (options: StripeVerifierOptions): StripeVerifier {
+  const Stripe = options.stripe
   const secrets = [...options.secrets]
   if (secrets.length === 0) throw new GatewayErrors.INVALID_OPTIONS('fastify-gateways/stripe', 'webhookSecret: at least one secret is needed')
   const tolerance = options.tolerance ?? DEFAULT_TOLERANCE_S
@@ -51,6 +58,7 @@ export function createStripeVerifier (options: StripeVerifierOptions): StripeVer
       const timestamp = signedTimestamp(header)
       if (timestamp === null) throw signatureError('malformed')
       const receivedAt = now()
+      if (timestamp - Math.floor(receivedAt / 1000) > tolerance) throw signatureError('future')
       let event: Stripe.Event | undefined
       for (const secret of secrets) {
         try {

@@ -5,6 +5,7 @@ import type { GatewayUser } from '../auth/user.js'
 import type { RoomRegistry } from '../rooms/registry.js'
 import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/types.js'
 import type { TokenBucket } from '../limits/token-bucket.js'
+import type { DisconnectReason } from '../metrics/counters.js'
 import type { AddressRates } from './rates.js'
 import { MAX_JSON_DEPTH, isTooDeep, tooDeepMessage } from '../json.js'
 import { expiresAt, expiryWheel, refreshAt, type Expiring } from '../expiry.js'
@@ -125,6 +126,8 @@ export interface ConnectionInit {
 }
 
 const OPEN = 1
+/** metrics: why a connection the server closed ended, by close code (anything else the server closes is an error) */
+const CLOSE_REASONS: Record<number, DisconnectReason> = { 1001: 'shutdown', 1008: 'rate_limited', 1009: 'too_large', 1013: 'slow_consumer' }
 /** frames accepted by the rate limit but not yet handled, while an async handler runs */
 const MAX_PENDING = 256
 
@@ -156,6 +159,8 @@ export class SocketConnection {
   private gotFrame = false
   private ended = false
   private state: Record<string, unknown> | null = null
+  /** metrics: the first cause of the end seen; 'client' when the peer closed or vanished */
+  private endReason: DisconnectReason | null = null
   /** when the user's token expires (ms), and whether the client was asked to refresh it */
   private expiry: number | null = null
   private refreshAsked = false
@@ -180,6 +185,8 @@ export class SocketConnection {
       ? rawSocket as RawStream
       : null
     this.member = options.onDirect === undefined ? new ConnectionMember(this) : new DirectMember(this, options.onDirect)
+    // metrics: counted open here and closed in end(); socket errors come through `socketError`
+    options.registry.counters.connectionOpened(options.transport)
   }
 
   /** free slot for the gateway's per-connection state (created on first use) */
@@ -190,6 +197,14 @@ export class SocketConnection {
   /** member transport name */
   get transport (): string {
     return this.options.transport
+  }
+
+  /**
+   * An `error` of the socket (the route's shared listener calls it): kept as the end reason for the metrics; a frame
+   * over ws's own limit arrives this way.
+   */
+  socketError (err: Error & { code?: string }): void {
+    this.endReason ??= err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'too_large' : 'error'
   }
 
   get user (): GatewayUser | null {
@@ -361,6 +376,7 @@ export class SocketConnection {
 
   /** Starts the closing handshake with `code`; the connection leaves its rooms at once and handles no more frames. */
   close (code: number, reason = ''): void {
+    if (!this.ended) this.endReason ??= CLOSE_REASONS[code] ?? 'error'
     if (this.end()) this.socket.close(code, reason)
   }
 
@@ -375,6 +391,7 @@ export class SocketConnection {
     if (this.ended) return
     if (!this.alive) {
       this.options.log.debug({ conn: this.id }, 'peer did not answer the ping: terminated')
+      this.endReason ??= 'ping_timeout'
       this.terminate()
       return
     }
@@ -392,6 +409,7 @@ export class SocketConnection {
     const rooms = [...this.joined]
     this.joined.clear()
     this.options.registry.leaveAll(this.member)
+    this.options.registry.counters.connectionClosed(this.options.transport, this.endReason ?? 'client')
     if (this.addressBytes !== null) this.options.rates?.release(this.address)
     try {
       this.options.onEnd?.(this, rooms)
@@ -590,6 +608,7 @@ export class SocketConnection {
     if (now >= expiry) {
       this.options.log.info({ conn: this.id, user: this.currentUser?.id }, 'token expired: connection closed with 1008')
       this.fail('UNAUTHENTICATED', 'token expired')
+      this.endReason ??= 'unauthenticated'
       this.close(1008, 'token expired')
       return null
     }
@@ -603,6 +622,7 @@ export class SocketConnection {
   private refuse (message: string, ref: Ref | undefined): void {
     if (this.ended) return
     this.fail('UNAUTHENTICATED', message, ref)
+    this.endReason ??= 'unauthenticated'
     this.close(1008, 'unauthenticated')
   }
 

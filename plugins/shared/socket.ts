@@ -144,6 +144,10 @@ function onPong (this: WebSocket): void {
   (this as Tagged)[CONNECTION].alive = true
 }
 
+function onSocketError (this: WebSocket, error: Error): void {
+  (this as Tagged)[CONNECTION].socketError(error)
+}
+
 /** Adds the gateway's WebSocket route to `scope` (an encapsulated scope of the gateway plugin). */
 export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions): SocketRoute {
   const { registry, admission, limits, transport } = options
@@ -193,6 +197,7 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
     connections.add(conn)
     socket.on('message', onMessage)
     socket.on('pong', onPong)
+    socket.on('error', onSocketError)
     socket.on('close', onClose)
     conn.start()
     options.onConnection?.(conn, request)

@@ -90,16 +90,21 @@ export const TOKEN = 'f00dfeedf00dfeedf00dfeedf00dfeed'
 export const ACCOUNT_SID = `AC${'a1'.repeat(16)}`
 export const MESSAGE_SID = `SM${'0123456789abcdef'.repeat(2)}`
 
-/** An inbound SMS as Twilio posts it. */
+let sids = 0
+/** A fresh message SID: Twilio gives every message its own (a repeated one is a redelivery, which runs nothing). */
+export const nextMessageSid = (): string => `SM${(++sids).toString(16).padStart(32, '0')}`
+
+/** An inbound SMS as Twilio posts it, with a fresh MessageSid unless one is given. */
 export function inboundParams (overrides: Record<string, string | string[]> = {}): Record<string, string | string[]> {
+  const sid = nextMessageSid()
   return {
     ToCountry: 'US',
     ToState: 'CA',
-    SmsMessageSid: MESSAGE_SID,
+    SmsMessageSid: sid,
     NumMedia: '0',
     ToCity: 'SAN FRANCISCO',
     FromZip: '94105',
-    SmsSid: MESSAGE_SID,
+    SmsSid: sid,
     FromState: 'CA',
     SmsStatus: 'received',
     FromCity: 'SAN FRANCISCO',
@@ -108,7 +113,7 @@ export function inboundParams (overrides: Record<string, string | string[]> = {}
     To: '+15557654321',
     ToZip: '94105',
     NumSegments: '1',
-    MessageSid: MESSAGE_SID,
+    MessageSid: sid,
     AccountSid: ACCOUNT_SID,
     From: '+15551234567',
     ApiVersion: '2010-04-01',

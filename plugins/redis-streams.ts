@@ -1,0 +1,163 @@
+import fp from 'fastify-plugin'
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import { z } from 'zod'
+import type { FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
+import { ensureRooms } from './rooms.js'
+import { intOption, parseOptions } from '../lib/options.js'
+import { ensureReadiness } from './health.js'
+import { GatewayErrors } from '../lib/errors.js'
+import { loadPeer } from '../lib/peer.js'
+import { encodeData } from '../lib/rooms/event.js'
+import { redisStreamKeys } from '../lib/streams/patterns.js'
+import { StreamProcessor, type StreamMessage } from '../lib/streams/processor.js'
+import { createStreamApi, type StreamApi } from '../lib/streams/api.js'
+import { streamOptions } from '../lib/streams/options.js'
+import { RedisStreamsLifecycle, type RawEntry, type RedisStreamFields } from '../lib/redis-streams/lifecycle.js'
+
+export type { RedisStreamFields } from '../lib/redis-streams/lifecycle.js'
+export type { StreamMessage, StreamHandler, FailureType } from '../lib/streams/processor.js'
+export type { BridgeRulesInput } from '../lib/streams/template.js'
+
+/** What a Redis Streams handler receives: the JSON of the entry's `data` field, the stream key, the entry id and other fields, attempt, signal. */
+export type RedisStreamMessage<T = unknown> = StreamMessage<T, RedisStreamFields>
+export type RedisStreamHandler<T = unknown> = (message: RedisStreamMessage<T>) => unknown
+
+export interface RedisStreamsEmitOptions {
+  /** trim the stream to about this many entries (`MAXLEN ~`) */
+  maxLen?: number
+  /** more fields of the entry besides `data` */
+  fields?: Record<string, string>
+}
+
+export interface RedisStreamsEmitResult {
+  stream: string
+  /** the new entry's id */
+  id: string
+}
+
+/** `app.redisStreams` */
+export type RedisStreamsApi = StreamApi<RedisStreamFields, RedisStreamsEmitOptions, RedisStreamsEmitResult>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** the redis-streams gateway's handlers, emits and bridge (under another name with the `decorator` option) */
+    redisStreams: RedisStreamsApi
+  }
+}
+
+const PLUGIN = 'fastify-gateways/redis-streams'
+
+const RedisStreamsOptionsSchema = z.strictObject({
+  /** `redis://` or `rediss://` URL of the Redis that holds the streams */
+  url: z.string().regex(/^rediss?:\/\/\S+$/, { error: 'must be a redis:// or rediss:// URL' }).optional(),
+  /** the host's own ioredis client (left open on close) instead of `url`; the blocking reads use a duplicate of it */
+  redis: z.custom<Redis>((v) => v !== null && typeof v === 'object' && typeof (v as Redis).duplicate === 'function' && typeof (v as Redis).xadd === 'function', {
+    error: 'must be an ioredis client'
+  }).optional(),
+  /** the consumer group every instance shares (created at the stream's end when missing) */
+  group: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9_.:-' }).default('fastify-gateways'),
+  /** this instance's consumer name; a stable one takes its own pending entries back at once after a restart */
+  consumer: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, { error: 'must be 1 to 128 characters of A-Za-z0-9_.:-' }).optional(),
+  /** an entry pending this long with a consumer that stopped is claimed by another instance */
+  claimMs: intOption(100, 24 * 3600 * 1000, 30_000),
+  /** how long one read waits for new entries */
+  blockMs: intOption(10, 60_000, 1000),
+  /** entries per read */
+  count: intOption(1, 10_000, 10),
+  /** a group created here starts at the stream's first entry (true) or at its end (false) */
+  fromBeginning: z.boolean().default(false),
+  /** dead letters of stream `k` go to `k<dlqSuffix>` */
+  dlqSuffix: z.string().regex(/^[A-Za-z0-9_.:{}-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9_.:{}-' }).default('.dlq'),
+  ...streamOptions(redisStreamKeys(), 'redisStreams')
+}).refine((o) => o.url !== undefined || o.redis !== undefined, { error: 'give a url or a redis client', path: ['url'] })
+
+export type RedisStreamsGatewayOptions = z.input<typeof RedisStreamsOptionsSchema>
+
+async function redisStreamsGatewayPlugin (app: FastifyInstance, raw: RedisStreamsGatewayOptions) {
+  const options = parseOptions(PLUGIN, RedisStreamsOptionsSchema, raw)
+  // ioredis is loaded at register, not at import, through the shared client factory
+  const { createRedisClient } = await loadPeer<typeof import('../lib/redis/client.js')>('ioredis', 'redis-streams', () => import('../lib/redis/client.js'))
+  const rooms = await ensureRooms(app)
+  const log = app.log.child({ gateway: 'redis-streams' })
+  const syntax = redisStreamKeys(options.dlqSuffix)
+  let lifecycle: RedisStreamsLifecycle | null = null
+
+  const processor = new StreamProcessor<RedisStreamFields, RawEntry>({
+    broker: 'redis-streams',
+    syntax,
+    mode: 'redeliver',
+    retries: options.retries,
+    retryBackoffMs: options.retryBackoffMs,
+    publish: (room, event, data) => rooms.publish(room, event, data),
+    deadLetter: async (delivery, failure, stream) => {
+      /* c8 ignore next */
+      if (lifecycle === null) throw new Error('redis-streams is not started')
+      await lifecycle.deadLetter(delivery.raw, failure, stream)
+    },
+    log,
+    count: (outcome) => { rooms.counters.streamMessage('redis-streams', outcome) }
+  })
+  for (const rule of options.bridge) processor.bridge(rule.topic, rule.template)
+
+  const { api, freeze } = createStreamApi<RedisStreamFields, RedisStreamsEmitOptions, RedisStreamsEmitResult, RawEntry>({
+    decorator: options.decorator,
+    processor,
+    tooLate: (method) => new GatewayErrors.STREAM_TOO_LATE(options.decorator, method),
+    invalid: (target, problem) => new GatewayErrors.STREAM_INVALID('redis stream key', target, problem),
+    targetProblem: (key) => syntax.problem(key),
+    emit: async (stream, value, emitOptions) => {
+      const { maxLen, fields = {} } = emitOptions
+      if (maxLen !== undefined && (!Number.isInteger(maxLen) || maxLen < 1)) throw new GatewayErrors.STREAM_INVALID('maxLen', String(maxLen), 'must be a whole number from 1')
+      if ('data' in fields) throw new GatewayErrors.STREAM_INVALID('field', '"data"', 'is the value itself')
+      const data = encodeData(value)
+      if (lifecycle === null) throw new GatewayErrors.STREAM_UNAVAILABLE('redis-streams', 'the connection opens when the app is ready')
+      return { stream, id: await lifecycle.add(stream, data, fields, maxLen) }
+    },
+    isReady: () => lifecycle?.isReady() ?? false
+  })
+  app.decorate(options.decorator, api)
+  ensureReadiness(app).add('redis-streams', api.isReady)
+
+  app.addHook('onReady', async function startRedisStreams () {
+    freeze()
+    const tuning = { commandTimeoutMs: options.blockMs + 2000, maxBackoffMs: options.reconnectBackoffMaxMs }
+    const writer = options.redis ?? createRedisClient(options.url as string, { ...tuning, connectionName: 'gw-streams' })
+    const reader = options.redis?.duplicate({ commandTimeout: tuning.commandTimeoutMs, enableOfflineQueue: false, maxRetriesPerRequest: 0 }) ??
+      createRedisClient(options.url as string, { ...tuning, connectionName: 'gw-streams-read' })
+    let down = false
+    for (const client of [writer, reader]) {
+      client.on('error', (err: Error) => {
+        if (!down) log.warn({ err: { message: err.message } }, 'redis-streams: connection failed; reconnecting')
+        down = true
+      })
+      client.on('ready', () => { down = false })
+    }
+    lifecycle = new RedisStreamsLifecycle({
+      reader,
+      writer,
+      ownWriter: options.redis === undefined,
+      group: options.group,
+      consumer: options.consumer ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`.replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 128),
+      claimMs: options.claimMs,
+      blockMs: options.blockMs,
+      count: options.count,
+      fromBeginning: options.fromBeginning,
+      reconnectBackoffMs: options.reconnectBackoffMs,
+      reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
+      processor,
+      log,
+      closeTimeoutMs: options.closeTimeoutMs
+    })
+    lifecycle.start()
+  })
+
+  app.addHook('onClose', async function stopRedisStreams () {
+    freeze()
+    await lifecycle?.stop()
+  })
+}
+
+export const redisStreamsGateway = fp(redisStreamsGatewayPlugin, { fastify: '5.x', name: PLUGIN })
+export default redisStreamsGateway
