@@ -1,9 +1,10 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify'
 import { pathToFileURL } from 'node:url'
 import { hostname } from 'node:os'
 import type { DestinationStream } from 'pino'
 import { loadConfig, ConfigError, type Config, type GatewayName } from './lib/config.js'
 import { loggerOptions } from './lib/log.js'
+import { closeOnUnreadBody } from './lib/http/unread-body.js'
 import { createJwtAuthenticator } from './lib/auth/jwt.js'
 import { createRoomPolicy } from './lib/auth/policy.js'
 import type { Authenticate } from './lib/auth/user.js'
@@ -303,6 +304,8 @@ export function wireRedis (app: FastifyInstance, url: string, wiring: Wiring): R
 export interface BuildOptions {
   /** where logs go (tests capture them); default stdout */
   logStream?: DestinationStream
+  /** told about every route as it is added (the hostile test suite fuzzes the app's own route list) */
+  onRoute?: (route: RouteOptions) => void
 }
 
 /** The app server.ts serves: rooms, the gateways `config.gateways` names, `/health` and `/ready`. */
@@ -318,6 +321,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     routerOptions: { maxParamLength: 512 },
     return503OnClosing: true
   })
+  if (options.onRoute !== undefined) app.addHook('onRoute', options.onRoute)
   const wiring: Wiring = {
     config,
     authenticate: config.AUTH_JWT_SECRET === undefined ? undefined : createJwtAuthenticator(config.AUTH_JWT_SECRET),
@@ -325,6 +329,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     checks: {},
     createStore: () => new MemoryDedupeStore()
   }
+  // a refusal answered before the body was read ends its connection instead of draining the body (docs/security.md)
+  app.addHook('onSend', closeOnUnreadBody)
   try {
     const bus = config.REDIS_URL === undefined ? undefined : wireRedis(app, config.REDIS_URL, wiring)
     await app.register(rooms, {

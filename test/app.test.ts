@@ -144,7 +144,7 @@ t.test('the default gateways serve the demo page, the client, ws, sse and rtc', 
   t.equal((await app.inject('/sse')).statusCode, 400, 'sse is mounted (no room given)')
   const ws = await app.injectWS('/ws')
   t.teardown(() => ws.terminate())
-  t.pass('ws upgrades')
+  t.equal(ws.readyState, ws.OPEN, 'ws upgrades')
 })
 
 t.test('with ws alone the demo page says sse and rtc are off', async (t) => {

@@ -422,7 +422,8 @@ t.test('close() ends for good: no reconnect, waiting promises reject CLOSED, lat
   await t.rejects(c.join('b'), { code: 'CLOSED' })
   await t.rejects(c.publish('a', 'x', 1), { code: 'CLOSED' })
   c.reconnect()
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  // a reconnect that started would have said so at once (status 'reconnecting'), before opening anything
+  t.equal(c.status, 'closed', 'reconnect() on a closed client changes nothing')
   t.equal(sockets.length, 1, 'nothing reopens')
 })
 
@@ -494,13 +495,18 @@ t.test('reconnect() drops the socket now and connects again at once', async (t) 
   s2.drop()
   t.equal(c.status, 'reconnecting', 'waiting 10 s for the next attempt')
   c.reconnect()
-  await socket(3)
-  await new Promise((resolve) => setTimeout(resolve, 10))
+  const s3 = await socket(3)
+  s3.accept()
+  // a later event: once the third socket is open and answered a ping, anything else reconnect() started has too
+  const rtt = c.ping()
+  s3.push({ op: 'pong', ref: s3.frames('ping')[0].ref })
+  await rtt
   t.equal(sockets.length, 3, 'one socket per reconnect() (a second call while opening is ignored)')
 })
 
 t.test('a ping without answer for a whole interval drops the socket and reconnects; any frame counts as an answer', async (t) => {
-  const { c, socket } = client(t, { pingMs: 25 })
+  // 250 ms: with 25 ms a loop stalled between the second ping and the assertion saw the third tick drop the socket
+  const { c, socket } = client(t, { pingMs: 250 })
   const s1 = await socket(1)
   s1.accept()
   await until('a ping', () => s1.frames('ping').length === 1)
@@ -673,7 +679,8 @@ t.test('close() before the socket exists, with a socket whose close throws, and 
   await pending.c.close()
   t.equal(pending.c.status, 'closed', 'closed while the token was on its way')
   release('late')
-  await new Promise((resolve) => setTimeout(resolve, 5))
+  // the token arrives through promise callbacks only: once the next macrotask runs, they all have
+  await new Promise((resolve) => setImmediate(resolve))
   t.equal(pending.sockets.length, 0, 'and no socket is opened after')
 
   const errors: string[] = []

@@ -94,9 +94,8 @@ t.test('an auth frame schedules the expiry too; rtc peers are told when a refres
   const { port } = await server(t)
   const frames = await client(t, port, '/ws')
   frames.send({ op: 'auth', token: await signToken('erin', { expiresInS: 5 }) })
-  await frames.until((f) => f.op === 'hello')
-  await frames.until((f) => f.op === 'refresh')
-  t.pass('asked to refresh after an auth frame')
+  t.equal((await frames.until((f) => f.op === 'hello')).user, 'erin')
+  t.match(await frames.until((f) => f.op === 'refresh'), { op: 'refresh', exp: Number }, 'asked to refresh after an auth frame')
 
   const a = await client(t, port, `/rtc?token=${await signToken('frank', { rooms: ['call:1'] })}`)
   const b = await client(t, port, `/rtc?token=${await signToken('grace', { rooms: ['call:1'] })}`)

@@ -71,8 +71,7 @@ t.test('an upgrade arriving while the server closes is answered 503 and close do
   t.match(answer, /\r\nConnection: close\r\n/)
   t.match(answer, /"the server is shutting down"/)
   release()
-  await closing
-  t.pass('app.close() finished')
+  await t.resolves(closing, 'app.close() finishes')
 })
 
 t.test('the upgrade guard leaves alone sockets that someone else answered or upgraded', async (t) => {
@@ -96,8 +95,7 @@ t.test('the upgrade guard leaves alone sockets that someone else answered or upg
   open.listener({} as http.IncomingMessage, untouched)
   t.equal(untouched.writableLength + untouched.readableLength, 0)
   t.equal(untouched.writableEnded, false)
-  await startClosing([], 1001, '', 10)
-  t.pass('closing nothing resolves')
+  await t.resolves(startClosing([], 1001, '', 10), 'closing nothing resolves')
 })
 
 t.test('the shutdown signal handler: repeats are ignored, the third forces, the handlers come off', async (t) => {

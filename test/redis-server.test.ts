@@ -114,5 +114,5 @@ t.test('wireRedis gives every gateway Redis dedupe stores that agree across inst
   t.same(await two.claim('evt_1', 10_000), { state: 'done', value: 'handled' })
   t.match(await redis.command(['GET', 'site1:dedupe:stripe:evt_1']), /d:handled/, 'keys under REDIS_PREFIX')
   await until(() => wirings.every((w) => w.checks.redis()), 5000, 'the checks to pass')
-  t.pass('both readiness checks pass')
+  t.same(wirings.map((w) => w.checks.redis()), [true, true], 'both readiness checks pass')
 })

@@ -244,7 +244,8 @@ t.test('a disconnect sends peer-left to every room of the connection', async (t)
 })
 
 t.test('a dead connection found by the ping sends peer-left', async (t) => {
-  const { url } = await listen(t, { pingMs: 50 })
+  // 250 ms: an event loop stalled for one interval (a loaded machine) would make `a` look dead too
+  const { url } = await listen(t, { pingMs: 250 })
   const a = await peer(t, url)
   const silent = await peer(t, url, 'public:call', { autoPong: false })
   t.same(await a.frames.next(), { op: 'peer-joined', room: 'public:call', peer: silent.id })

@@ -173,13 +173,21 @@ export class SseStream implements Member<Buffer> {
       return
     }
     const plan = planReplay(this.rooms, histories, pending, lastEventId)
+    // A replay larger than the send buffer keeps its newest events, and the rooms that lost older ones get a gap
+    // first: a slow client cannot make the server hold more than that (the whole history of every room of the
+    // stream, otherwise), and one that cannot read it all does not reconnect into the same replay forever.
+    const encoded = plan.events.map((event) => encodeFor(event, sseEncoder))
+    let first = encoded.length
+    let bytes = 0
+    while (first > 0 && bytes + encoded[first - 1].length <= this.options.sendBufferBytes) bytes += encoded[--first].length
+    const gaps = new Set(plan.gaps)
+    for (let i = 0; i < first; i++) gaps.add(plan.events[i].room)
     const chunks: Buffer[] = []
-    for (const room of plan.gaps) chunks.push(encodeGap(room))
-    for (const event of plan.events) chunks.push(encodeFor(event, sseEncoder))
+    for (const room of this.rooms) if (gaps.has(room)) chunks.push(encodeGap(room))
+    for (let i = first; i < encoded.length; i++) chunks.push(encoded[i])
     if (plan.events.length > 0) this.last = plan.events[plan.events.length - 1]
     this.state = LIVE
-    // the replay is one write, exempt from the bound: it may exceed it on its own, and a stream that overflowed on
-    // its replay would reconnect into the same replay forever
+    // the replay is one write, within the bound on its own; bytes already waiting do not make it overflow
     if (chunks.length > 0) this.writer.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), true)
   }
 }

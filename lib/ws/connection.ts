@@ -105,11 +105,14 @@ export class ConnectionContext {
   readonly strikeRate: number
   /** burst of the per-connection byte bucket (at least one largest frame) */
   readonly bytesBurst: number
+  /** bytes of the frames a connection may hold waiting behind an async handler */
+  readonly maxPendingBytes: number
 
   constructor (readonly options: SocketConnectionOptions) {
     this.ops = new Map(Object.entries({ ping: pingOp, ...options.ops }))
     this.strikeRate = Math.max(options.limits.ratePerSec / 10, 0.1)
     this.bytesBurst = Math.max(options.limits.bytesBurst ?? 0, options.limits.maxPayload)
+    this.maxPendingBytes = Math.max(options.limits.bytesBurst ?? 0, 4 * options.limits.maxPayload)
   }
 }
 
@@ -155,6 +158,10 @@ export class SocketConnection {
   private pending: Array<Buffer | null> | null = null
   private readonly raw: RawStream | null
   private resuming: Map<string, RoomEvent[]> | null = null
+  /** bytes of the live events held back while resumes run */
+  private resumingBytes = 0
+  /** bytes of the frames waiting in `pending` (bound: the context's `maxPendingBytes`) */
+  private pendingBytes = 0
   private busy = false
   private gotFrame = false
   private ended = false
@@ -273,11 +280,12 @@ export class SocketConnection {
       return
     }
     const pending = this.pending ??= []
-    if (pending.length >= MAX_PENDING) {
+    if (pending.length >= MAX_PENDING || this.pendingBytes + bytes.length > this.context.maxPendingBytes) {
       this.close(1008, 'too many frames waiting')
       return
     }
     pending.push(frame)
+    if (frame !== null) this.pendingBytes += frame.length
     if (!this.busy) this.drain()
   }
 
@@ -312,9 +320,17 @@ export class SocketConnection {
     this.send(ServerFrames.error(code, message, ref))
   }
 
-  /** Writes one pre-framed `event` (the same Buffer every member gets). */
+  /**
+   * Writes one pre-framed `event` (the same Buffer every member gets). The send buffer is judged after the tick's
+   * flush (`checkBuffer`); a connection already holding twice its bound unsent (many events in one tick, a resume)
+   * is closed with 1013 at once instead of taking more: what one connection keeps in memory stays bounded.
+   */
   deliverFrame (wire: WireFrame): void {
     if (!this.open) return
+    if (this.socket.bufferedAmount > 2 * this.options.limits.sendBufferBytes) {
+      this.slowReader()
+      return
+    }
     if (this.raw !== null) {
       corkForTick(this.raw)
       this.raw.write(wire.frame)
@@ -353,17 +369,29 @@ export class SocketConnection {
     }
     // from here on synchronous: nothing can be published in between
     this.resuming.delete(room)
-    if (this.resuming.size === 0) this.resuming = null
+    if (this.resuming.size === 0) {
+      this.resuming = null
+      this.resumingBytes = 0
+    }
     if (this.ended) return true
-    options.announce(history.recovered)
     const replayed = new Set<string>()
+    const frames: WireFrame[] = []
     for (const event of history.events) {
       replayed.add(event.id)
-      this.deliverFrame(encodeFor(event, wsEventEncoder))
+      frames.push(encodeFor(event, wsEventEncoder))
     }
     for (const event of buffered) {
-      if (!replayed.has(event.id)) this.deliverFrame(encodeFor(event, wsEventEncoder))
+      if (!replayed.has(event.id)) frames.push(encodeFor(event, wsEventEncoder))
     }
+    // a replay larger than the send buffer keeps its newest events: the resume is reported as not recovered (the
+    // client knows events are missing) rather than sent whole into a buffer it would overflow on every reconnect
+    let bytes = 0
+    let first = frames.length
+    while (first > 0 && bytes + frames[first - 1].frame.length <= this.options.limits.sendBufferBytes) {
+      bytes += frames[--first].frame.length
+    }
+    options.announce(history.recovered && first === 0)
+    for (let i = first; i < frames.length; i++) this.deliverFrame(frames[i])
     return true
   }
 
@@ -404,6 +432,7 @@ export class SocketConnection {
     if (this.ended) return false
     this.ended = true
     this.pending = null
+    this.pendingBytes = 0
     this.resuming = null
     if (this.expiring !== null) expiryWheel.cancel(this.expiring)
     const rooms = [...this.joined]
@@ -419,16 +448,27 @@ export class SocketConnection {
     return true
   }
 
-  /** The registry's delivery of a live event: held back while this room's resume runs, else written. */
+  /**
+   * The registry's delivery of a live event: held back while this room's resume runs (at most a send buffer's worth:
+   * past it the client could not take the replay anyway, 1013), else written.
+   */
   deliverEvent (wire: WireFrame, event: RoomEvent): void {
     if (this.resuming !== null) {
       const buffer = this.resuming.get(event.room)
       if (buffer !== undefined) {
-        buffer.push(event)
+        this.resumingBytes += wire.frame.length
+        if (this.resumingBytes > this.options.limits.sendBufferBytes) this.slowReader()
+        else buffer.push(event)
         return
       }
     }
     this.deliverFrame(wire)
+  }
+
+  /** A client that cannot keep up: closed with 1013, leaving its rooms at once. */
+  private slowReader (): void {
+    this.options.log.info({ conn: this.id, bufferedAmount: this.socket.bufferedAmount }, 'client reads too slowly: closed with 1013')
+    this.close(1013, 'send buffer full')
   }
 
   private checkLater = false
@@ -447,15 +487,16 @@ export class SocketConnection {
       return true
     }
     if (this.socket.bufferedAmount <= this.options.limits.sendBufferBytes) return true
-    this.options.log.info({ conn: this.id, bufferedAmount: this.socket.bufferedAmount }, 'client reads too slowly: closed with 1013')
-    this.close(1013, 'send buffer full')
+    this.slowReader()
     return false
   }
 
   private drain (): void {
     const pending = this.pending
     while (pending !== null && pending.length > 0 && !this.busy && !this.ended) {
-      this.run(pending.shift() as Buffer | null)
+      const data = pending.shift() as Buffer | null
+      if (data !== null) this.pendingBytes -= data.length
+      this.run(data)
     }
   }
 

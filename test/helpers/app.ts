@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import { SignJWT } from 'jose'
 import { loadConfig } from '../../lib/config.js'
-import { buildApp } from '../../server.js'
+import { buildApp, type BuildOptions } from '../../server.js'
 
 export const JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256!'
 
@@ -26,9 +26,9 @@ export function logCapture () {
 }
 
 /** server.ts's app built from an environment (as `npm start` would), with logs captured. */
-export async function buildTestApp (env: Record<string, string>) {
+export async function buildTestApp (env: Record<string, string>, options: Omit<BuildOptions, 'logStream'> = {}) {
   const logs = logCapture()
   const config = loadConfig({ LOG_LEVEL: 'info', ...env })
-  const app = await buildApp(config, { logStream: logs.stream })
+  const app = await buildApp(config, { ...options, logStream: logs.stream })
   return { app, logs, config }
 }
