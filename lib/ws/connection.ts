@@ -471,22 +471,24 @@ export class SocketConnection {
     this.close(1013, 'send buffer full')
   }
 
+  /** a buffer verdict waits for this tick's corked flush */
   private checkLater = false
-  private readonly checkBufferLater = () => {
-    this.checkLater = false
-    this.checkBuffer()
-  }
 
   private checkBuffer (): boolean {
+    // within the bound, the bytes corked in this tick included: nothing to judge, now or after the flush (which only
+    // ever lowers it); the common case costs one read and no callback
+    if (this.socket.bufferedAmount <= this.options.limits.sendBufferBytes) return true
     // corked for this tick, every byte written in it counts as unsent: judge the buffer once they are flushed
     if (this.open && isCorkedForTick(this.raw)) {
       if (!this.checkLater) {
         this.checkLater = true
-        afterCorkedFlush(this.checkBufferLater)
+        afterCorkedFlush(() => {
+          this.checkLater = false
+          this.checkBuffer()
+        })
       }
       return true
     }
-    if (this.socket.bufferedAmount <= this.options.limits.sendBufferBytes) return true
     this.slowReader()
     return false
   }
