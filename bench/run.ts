@@ -9,7 +9,7 @@ const benches: Record<string, { file: string, flags: string[], onlyNamed?: boole
   'ws-fanout': { file: 'ws-fanout.ts', flags: [] },
   'sse-fanout': { file: 'sse-fanout.ts', flags: [] },
   'ws-connect': { file: 'ws-connect.ts', flags: [] },
-  // profiles of one server kind (docs/performance.md); only when named, never part of a plain `npm run bench`
+  // profiles of one server kind (docs/benchmarks.md, "WebSocket gateway"); only when named, never part of a plain `npm run bench`
   'ws-profile': { file: 'ws-profile.ts', flags: ['--max-old-space-size=4096'], onlyNamed: true },
   'metrics-fanout': { file: 'metrics-fanout.ts', flags: [] },
   'metrics-scrape': { file: 'metrics-scrape.ts', flags: [] },

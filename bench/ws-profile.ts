@@ -1,4 +1,4 @@
-// Where the time and the bytes go (docs/performance.md): one server of one kind with N idle joined clients, pinned
+// Where the time and the bytes go (docs/benchmarks.md, "WebSocket gateway"): one server of one kind with N idle joined clients, pinned
 // like the fan-out benchmarks (server on CPU 0, clients on CPU 1).
 //   memory:  heap snapshots after GC at N/2 and at N connections; the difference by kind of object, divided by the
 //            N/2 connections in between, is what one idle joined connection holds; then who retains the largest kinds;

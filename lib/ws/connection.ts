@@ -32,7 +32,7 @@ const RefreshFrame = opSchema('refresh', { token: AuthFrame.shape.token })
  * - a `Member` of the room registry (`member`), with resume without gap or duplicate (`joinRoom(room, { since })`).
  *
  * Memory: what every connection of a route shares (limits, ops, hooks, logger) lives once in a `ConnectionContext`;
- * a connection holds only its own state (docs/performance.md, "Memory per connection").
+ * a connection holds only its own state (docs/ws.md, "Performance").
  */
 
 export interface ConnectionLimits {
@@ -145,7 +145,7 @@ export class SocketConnection {
   private currentUser: GatewayUser | null
   private readonly joined = new Set<string>()
   private readonly options: SocketConnectionOptions
-  /** token buckets, inline (docs/performance.md): frames, refused frames (strikes), bytes; refilled at `refilledAt` */
+  /** token buckets, inline (docs/ws.md, "Performance"): frames, refused frames (strikes), bytes; refilled at `refilledAt` */
   private frameTokens: number
   private strikeTokens: number
   private byteTokens: number
@@ -677,7 +677,7 @@ export class SocketConnection {
 
 /**
  * The connection as a member of the room registry; its user follows a successful `auth` frame. Only a pointer to the
- * connection: the rest are prototype getters (docs/performance.md).
+ * connection: the rest are prototype getters (docs/ws.md, "Performance").
  */
 class ConnectionMember implements Member<WireFrame> {
   constructor (protected readonly conn: SocketConnection) {}

@@ -117,8 +117,8 @@ function clientError (log: FastifyInstance['log'], socket: WebSocket, error: Err
 const ownedServers = new WeakMap<WebSocketServer, (this: WebSocket, error: Error) => void>()
 
 /**
- * What @fastify/websocket keeps per upgraded socket, let go once our handler has the socket (docs/performance.md,
- * "@fastify/websocket"). The plugin routes each upgrade through a `ServerResponse` it assigns to the TCP socket, and
+ * What @fastify/websocket keeps per upgraded socket, let go once our handler has the socket (docs/ws.md,
+ * "Performance"). The plugin routes each upgrade through a `ServerResponse` it assigns to the TCP socket, and
  * attaches an `error` listener whose closure holds Fastify's request and reply: together about 2.7 KB per connection
  * (request, reply, IncomingMessage with its headers, ServerResponse) for the connection's whole life. Here the response
  * is detached from the socket and the listener replaced by `onError`, which does what our `errorHandler` does.
