@@ -14,16 +14,8 @@ export default tseslint.config(
     }
   },
   {
-    // Transitional: files being rewritten by their owners this turn still carry `any`. A warning, not an error, until
-    // each lands; remove a file from this list once it is clean (`npx eslint <file>` shows no warning).
-    files: [
-      'bench/lib/proc.ts',
-      'lib/kafka/processor.ts', 'plugins/kafka.ts', 'test/kafka-units.test.ts',
-      'lib/rooms/types.ts',
-      'plugins/external.ts', 'plugins/stripe.ts', 'test/external-hooks.test.ts', 'test/external-lib.test.ts',
-      'test/external-server.test.ts', 'test/external.test.ts',
-      'test/helpers/instance.ts', 'test/helpers/tools.ts'
-    ],
+    // Transitional: the rooms types are being rewritten by the scale-out work; an error like everywhere else once it lands
+    files: ['lib/rooms/types.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'warn' }
   },
   {

@@ -4,7 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { KafkaConfig, logCreator as LogCreator, Message } from 'kafkajs'
 import { ensureRooms } from './rooms.js'
 import { ensureReadiness } from './health.js'
-import { isFunction, parseOptions } from '../lib/options.js'
+import { decoratorOption, isFunction, parseOptions } from '../lib/options.js'
 import { GatewayErrors } from '../lib/errors.js'
 import { encodeData } from '../lib/rooms/event.js'
 import { MessageProcessor, type KafkaHandler } from '../lib/kafka/processor.js'
@@ -58,50 +58,25 @@ export interface KafkaApi {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** the kafka gateway's handlers, producer and bridge */
+    /** the kafka gateway's handlers, producer and bridge (under another name with the `decorator` option) */
     kafka: KafkaApi
   }
-}
-
-export interface KafkaGatewayOptions {
-  /** `host:port` list, or a function returning it (asked again on every reconnect) */
-  brokers: KafkaBrokers
-  /** consumer group; default `fastify-gateways` */
-  groupId?: string
-  /** client id sent to the brokers; default `fastify-gateways` */
-  clientId?: string
-  /** topic to room rules: `['topic=user:{userId}']`, `[['topic', 'user:{userId}']]` or `{ topic: 'user:{userId}' }` */
-  bridge?: BridgeRulesInput
-  /** retries of a failing handler before its message is dead-lettered; default 3 */
-  retries?: number
-  /** wait before the first retry, doubled each retry (at most 30 s); default 200 */
-  retryBackoffMs?: number
-  /** longest a fetch waits for data at the broker; default 500 */
-  maxWaitTimeInMs?: number
-  /** consumer session timeout; default 30000 */
-  sessionTimeout?: number
-  /** consumer heartbeat interval (also during long handlers); default 3000, below sessionTimeout */
-  heartbeatInterval?: number
-  /** a group new to a topic starts at its first message (true) or at new messages (false); default false */
-  fromBeginning?: boolean
-  /** dead letters of `t` go to `t + dlqSuffix`; default `.dlq` */
-  dlqSuffix?: string
-  /** longest close waits for the in-flight message, the last commit and pending emits; default 5000 */
-  closeTimeoutMs?: number
-  /** kafkajs client settings passed through: ssl, sasl, timeouts, retry, logLevel, ... */
-  kafkaConfig?: KafkaClientConfig
 }
 
 const PLUGIN = 'fastify-gateways/kafka'
 const BROKER = /^(?:\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/
 
 const KafkaOptionsSchema = z.strictObject({
+  /** `host:port` list, or a function returning it (asked again on every reconnect) */
   brokers: z.union([
     z.array(z.string().regex(BROKER, { error: 'each broker must be host:port' })).min(1, { error: 'must list at least one broker' }),
     z.custom<() => string[] | Promise<string[]>>(isFunction)
   ], { error: 'must be a list of host:port or a function returning one' }),
+  /** consumer group */
   groupId: z.string().min(1).max(255).default('fastify-gateways'),
+  /** client id sent to the brokers */
   clientId: z.string().min(1).max(255).default('fastify-gateways'),
+  /** topic to room rules: `['topic=user:{userId}']`, `[['topic', 'user:{userId}']]` or `{ topic: 'user:{userId}' }` */
   bridge: z.custom<BridgeRulesInput>((v) => v !== null && typeof v === 'object', {
     error: 'must be a list of topic=roomTemplate rules or an object of topic: roomTemplate'
   }).transform((v, ctx) => {
@@ -112,22 +87,35 @@ const KafkaOptionsSchema = z.strictObject({
       return z.NEVER
     }
   }).default([]),
+  /** retries of a failing handler before its message is dead-lettered */
   retries: z.number().int().min(0).max(100).default(3),
+  /** wait before the first retry, doubled each retry (at most 30 s) */
   retryBackoffMs: z.number().int().min(0).max(600_000).default(200),
+  /** longest a fetch waits for data at the broker */
   maxWaitTimeInMs: z.number().int().min(1).max(60_000).default(500),
+  /** consumer session timeout */
   sessionTimeout: z.number().int().min(1000).max(3_600_000).default(30_000),
+  /** consumer heartbeat interval (also during long handlers), below sessionTimeout */
   heartbeatInterval: z.number().int().min(10).max(3_600_000).default(3000),
+  /** a group new to a topic starts at its first message (true) or at new messages (false) */
   fromBeginning: z.boolean().default(false),
+  /** dead letters of `t` go to `t + dlqSuffix` */
   dlqSuffix: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1 to 64 characters of A-Za-z0-9._-' }).default('.dlq'),
+  /** longest close waits for the in-flight message, the last commit and pending emits */
   closeTimeoutMs: z.number().int().min(0).max(3_600_000).default(5000),
+  /** kafkajs client settings passed through: ssl, sasl, timeouts, retry, logLevel, ... */
   kafkaConfig: z.custom<KafkaClientConfig>((v) => v !== null && typeof v === 'object' && !Array.isArray(v), {
     error: 'must be an object of kafkajs client settings'
   }).refine((v) => !('brokers' in v) && !('clientId' in v), {
     error: 'must not set brokers or clientId (use the brokers and clientId options)'
-  }).default({})
+  }).default({}),
+  /** the decorator: `app.kafka` by default (another name avoids a clash with another Kafka plugin) */
+  decorator: decoratorOption('kafka')
 }).refine((o) => o.heartbeatInterval < o.sessionTimeout, {
   error: 'must be lower than sessionTimeout (about a third of it)', path: ['heartbeatInterval']
 })
+
+export type KafkaGatewayOptions = z.input<typeof KafkaOptionsSchema>
 
 async function kafkaGatewayPlugin (app: FastifyInstance, raw: KafkaGatewayOptions) {
   const options = parseOptions(PLUGIN, KafkaOptionsSchema, raw)
@@ -182,7 +170,7 @@ async function kafkaGatewayPlugin (app: FastifyInstance, raw: KafkaGatewayOption
       return lifecycle?.isReady() ?? false
     }
   }
-  app.decorate('kafka', kafka)
+  app.decorate(options.decorator, kafka)
   ensureReadiness(app).add('kafka', () => kafka.isReady())
 
   app.addHook('onReady', async function startKafka () {

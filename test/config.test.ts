@@ -11,7 +11,7 @@ function problem (env: Record<string, string>): string {
   return 'no error'
 }
 
-t.test('defaults follow the contract', async (t) => {
+t.test('defaults are the documented ones (docs/configuration.md)', async (t) => {
   const config = loadConfig({})
   t.equal(config.PORT, 3000)
   t.equal(config.HOST, '0.0.0.0')

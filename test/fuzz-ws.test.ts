@@ -19,7 +19,7 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 25) * 12
 
 const SERVER_OPS = new Set(['hello', 'joined', 'left', 'event', 'ack', 'pong', 'error', 'refresh', 'refreshed', 'peer-joined', 'peer-left', 'signal'])
 /** close codes a hostile client may be given: policy (rate, auth), too large, try later, and ws's own protocol errors */
-const CONTRACT_CLOSES = new Set([1008, 1009, 1013, 1007, 1002])
+const DOCUMENTED_CLOSES = new Set([1008, 1009, 1013, 1007, 1002])
 
 async function token (sub: string, rooms?: string[]): Promise<string> {
   return await new SignJWT(rooms === undefined ? {} : { rooms }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt()
@@ -78,7 +78,7 @@ t.test('every frame type of /ws and /rtc: hostile frames get protocol answers or
     const frames = await openWs(`ws://127.0.0.1:${port}${paths[i]}`)
     frames.closed.then(({ code }) => {
       closes.push(code)
-      if (!CONTRACT_CLOSES.has(code)) problems.push(`${paths[i].slice(0, 8)} closed with ${code} (${frames.all.slice(-2).map((f) => JSON.stringify(f)).join(' ').slice(0, 300)})`)
+      if (!DOCUMENTED_CLOSES.has(code)) problems.push(`${paths[i].slice(0, 8)} closed with ${code} (${frames.all.slice(-2).map((f) => JSON.stringify(f)).join(' ').slice(0, 300)})`)
       pool[i] = null
     }, () => {})
     t.after(() => { frames.ws.terminate() })

@@ -250,6 +250,7 @@ t.test('the connection lifecycle (a stand-in for kafkajs)', async (t) => {
     const { processor } = processorWith()
     if (subscribe) processor.on('jobs', () => {})
     const lifecycle = new KafkaLifecycle({
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberately wrong or partial input
       kafka: fake.kafka as any,
       groupId: 'g',
       consumer: { sessionTimeout: 60_000, heartbeatInterval: 1000, maxWaitTimeInMs: 100 },
@@ -353,9 +354,21 @@ t.test('the plugin', async (t) => {
     ]
     for (const [options, message] of cases) {
       const app = Fastify()
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberately wrong or partial input
       await t.rejects(async () => { await app.register(kafkaGateway, options as any) }, { code: 'GW_INVALID_OPTIONS', message }, JSON.stringify(options))
       await app.close()
     }
+  })
+
+  t.test('another decorator name: app.kafka stays free for another Kafka plugin', async (t) => {
+    const app = Fastify()
+    t.after(() => app.close())
+    await app.register(kafkaGateway, { brokers: [`127.0.0.1:${await closedPort()}`], decorator: 'events' })
+    const events = (app as unknown as { events: typeof app.kafka }).events
+    t.equal(app.hasDecorator('kafka'), false)
+    t.type(events.on, 'function')
+    t.notOk(events.isReady())
+    await t.rejects(async () => { await Fastify().register(kafkaGateway, { brokers: ['a:1'], decorator: 'not ok' }).ready() }, { code: 'GW_INVALID_OPTIONS', message: /decorator: must be a JavaScript identifier/ })
   })
 
   t.test('handlers and bridges are checked when they are added, and refused once the app is ready', async (t) => {
@@ -363,7 +376,9 @@ t.test('the plugin', async (t) => {
     t.after(() => app.close())
     await app.register(kafkaGateway, { brokers: [`127.0.0.1:${await closedPort()}`] })
     t.throws(() => app.kafka.on('bad topic', () => {}), { code: 'GW_KAFKA_INVALID_TOPIC' })
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberately wrong or partial input
     t.throws(() => app.kafka.on('t', 'nope' as any), /handler must be a function/)
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberately wrong or partial input
     t.throws(() => app.kafka.on('t', () => {}, { schema: {} as any }), /schema must be a zod schema/)
     t.throws(() => app.kafka.bridge('bad topic', 'room'), { code: 'GW_KAFKA_INVALID_TOPIC' })
     t.throws(() => app.kafka.bridge('t', 'bad room'), /characters a room name cannot have/)

@@ -20,6 +20,7 @@ export interface Child {
   readonly name: string
   readonly proc: ChildProcess
   /** sends `{ cmd, ...args }` and resolves with the reply; rejects after `timeoutMs` or when the child dies */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- IPC messages of our own bench workers, read field by field
   call<T = any> (cmd: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<T>
   kill (): void
 }
@@ -58,6 +59,7 @@ export function startChild (name: string, file: string, options: { cpu?: number,
     : spawn(process.execPath, nodeArgs, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' })
   children.add(proc)
   let seq = 0
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- IPC messages of our own bench workers, read field by field
   const waiting = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
   const failAll = (err: Error) => {
     for (const w of waiting.values()) {
@@ -116,6 +118,7 @@ export async function stopChild (child: Child, graceMs = 2000): Promise<void> {
   clearTimeout(timer)
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- IPC messages of our own bench workers, read field by field
 type Handler = (msg: Record<string, any>) => unknown
 /**
  * The child's side: every command of the parent goes to `handlers[cmd]`; its result (awaited) is the reply. `exit`
@@ -123,6 +126,7 @@ type Handler = (msg: Record<string, any>) => unknown
  */
 export function serveParent (handlers: Record<string, Handler>): void {
   process.on('disconnect', () => { process.exit(0) })
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- IPC messages of our own bench workers, read field by field
   process.on('message', async (msg: Record<string, any>) => {
     const reply = (body: object) => { if (process.connected) process.send?.({ ...body, id: msg.id }) }
     if (msg.cmd === 'exit') {

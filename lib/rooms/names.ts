@@ -1,4 +1,4 @@
-/** Room names: 1 to 128 characters of `A-Za-z0-9_.:@-` (CONTRACT section 4). */
+/** Room names: 1 to 128 characters of `A-Za-z0-9_.:@-` (docs/protocol.md). */
 export const ROOM_NAME_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/
 export const ROOM_NAME_RULE = '1 to 128 characters of A-Za-z0-9_.:@-'
 

@@ -14,7 +14,7 @@ const WEBRTC_ARGS = [
 ]
 
 /**
- * Launches Debian's chromium through playwright-core with the flags verified on this machine (FACTS.md), or skips
+ * Launches Debian's chromium through playwright-core with the flags verified on this machine (docs/testing.md), or skips
  * (fails under CI) when chromium is absent. `webrtc` adds the loopback WebRTC flags; `WebRtcHideLocalIpsWithMdns`
  * is appended to Playwright's own --disable-features list rather than replacing it.
  */

@@ -50,6 +50,7 @@ export interface RequestOptions {
 export interface HttpAnswer {
   status: number
   headers: http.IncomingHttpHeaders
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read any JSON answer's fields
   body: any
 }
 
@@ -271,6 +272,7 @@ export async function httpRequest (port: number, method: string, path: string, o
 export interface SseFrame {
   id?: string
   event?: string
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read an event's JSON data
   data?: any
   retry?: number
   comments: string[]
@@ -426,6 +428,7 @@ export async function signToken (secret: string, sub: string, rooms?: string[]):
 }
 
 /** A ws client of `instance` (`?token=` when given), past its `hello` frame; terminated in `t.after`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read any field of the hello frame
 export async function connectWs (t: Pick<Test, 'after'>, instance: Instance, token?: string): Promise<Frames & { hello: any }> {
   const frames = await openWs(instance.wsUrl(token === undefined ? '/ws' : `/ws?token=${encodeURIComponent(token)}`))
   t.after(() => { frames.ws.terminate() })
@@ -435,6 +438,7 @@ export async function connectWs (t: Pick<Test, 'after'>, instance: Instance, tok
 }
 
 /** Joins `room` (with `since` to resume) and returns the `joined` frame; throws on an `error` frame. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read any field of the joined frame
 export async function joinRoom (frames: Frames, room: string, since?: string): Promise<any> {
   const ref = `join-${room}-${Math.random().toString(36).slice(2, 8)}`
   frames.send({ op: 'join', room, ref, ...(since === undefined ? {} : { since }) })

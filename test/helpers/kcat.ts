@@ -2,7 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { requireTool } from './tools.js'
 
 /**
- * librdkafka's mock Kafka cluster, as embedded in Debian's kcat (FACTS.md): a Kafka-protocol broker set on loopback
+ * librdkafka's mock Kafka cluster, as embedded in Debian's kcat (docs/testing.md): a Kafka-protocol broker set on loopback
  * with random ports. kcat runs under a small `sh` watchdog that reads its own stdin and kills kcat (SIGKILL, which
  * also ends a SIGSTOPped process) when that stdin closes, which happens when this process ends for any reason,
  * even a SIGKILL of the test runner.
@@ -152,7 +152,7 @@ export async function waitUntil (check: () => boolean | Promise<boolean>, timeou
   }
 }
 
-/** Consumer settings for the mock (FACTS.md): a short session, fast heartbeats, short fetch waits, quick retries. */
+/** Consumer settings for the mock (docs/testing.md): a short session, fast heartbeats, short fetch waits, quick retries. */
 export function mockTuning (mock: MockKafka) {
   return {
     brokers: mock.brokers,

@@ -8,7 +8,7 @@ import { requireTool } from './tools.js'
 import { freePort, until } from './redis.js'
 
 /**
- * A real mosquitto (Debian's 2.0) on a free loopback port for one test file: anonymous, no persistence (FACTS.md).
+ * A real mosquitto (Debian's 2.0) on a free loopback port for one test file: anonymous, no persistence (docs/testing.md).
  * It runs under a shell watchdog that kills it when the watchdog's stdin closes (the test process ended for any
  * reason). `stop()`/`start()` take it down and bring it back on the same port: a broker restart, sessions lost.
  */

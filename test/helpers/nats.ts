@@ -11,7 +11,7 @@ import { NO_COVERAGE } from './instance.js'
 
 /**
  * A real nats-server with JetStream (Debian's 2.9) on a free loopback port for one test file, its store in a temp
- * directory (FACTS.md). It runs under a shell watchdog that kills it when the watchdog's stdin closes. `stop()`/
+ * directory (docs/testing.md). It runs under a shell watchdog that kills it when the watchdog's stdin closes. `stop()`/
  * `start()` take it down and bring it back on the same port with the same store: a server restart that keeps its
  * streams and consumers.
  */

@@ -20,7 +20,9 @@ export function toolPath (name: string, candidates: string[] = []): string | nul
 
 /** The part of a tap Test that requireTool uses (tap's `skip` is overloaded, hence the loose signature). */
 export interface SkippableTest {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tap's skip/fail are overloaded
   skip: (...args: any[]) => unknown
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
   fail: (...args: any[]) => unknown
 }
 
