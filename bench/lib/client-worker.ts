@@ -38,27 +38,40 @@ function readT (text: string): number {
   return at < 0 ? NaN : parseInt(text.slice(at + 4, at + 24), 10)
 }
 
+/**
+ * The way into the room both ws clients take before they count events: `hello`, then `joined` (the connection is
+ * counted open then). Returns the handler of the text frames until then: true once joined.
+ */
+function joinWatch (done: () => void, fail: (err: Error) => void): (text: Buffer) => boolean {
+  let hello = false
+  return (text) => {
+    if (text.includes('"op":"hello"')) {
+      hello = true
+    } else if (text.includes('"op":"joined"')) {
+      if (!hello) {
+        fail(new Error('joined before hello'))
+        return false
+      }
+      open++
+      done()
+      return true
+    }
+    return false
+  }
+}
+
 function connectWs (): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(`ws://127.0.0.1:${port}${path}`, { perMessageDeflate: false, skipUTF8Validation: true })
     let joined = false
-    let hello = false
+    const watch = joinWatch(resolve, reject)
     socket.on('open', () => { socket.send(JSON.stringify({ op: 'join', room: ROOM })) })
     socket.on('message', (data: Buffer) => {
       if (joined) {
         onEvent(samples === null ? 0 : readT(data.toString('latin1')))
         return
       }
-      if (data.includes('"op":"hello"')) hello = true
-      else if (data.includes('"op":"joined"')) {
-        if (!hello) {
-          reject(new Error('joined before hello'))
-          return
-        }
-        joined = true
-        open++
-        resolve()
-      }
+      joined = watch(data)
     })
     socket.on('error', (err) => { if (!joined) reject(err) })
     socket.on('close', () => { if (joined) lost++ })
@@ -137,24 +150,13 @@ function connectRaw (): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = tcpConnect({ host: '127.0.0.1', port: Number(port), noDelay: true })
     let upgraded = false
-    let hello = false
     let joined = false
+    const watch = joinWatch(resolve, (err) => { fail(err) })
     let rest: Buffer | null = null
     const frame = (opcode: number, payload: Buffer) => {
       if (opcode === 1) {
-        if (joined) {
-          onEvent(samples === null ? 0 : readT(payload.toString('latin1', 0, Math.min(payload.length, 256))))
-        } else if (payload.includes('"op":"hello"')) {
-          hello = true
-        } else if (payload.includes('"op":"joined"')) {
-          if (!hello) {
-            fail(new Error('joined before hello'))
-            return
-          }
-          joined = true
-          open++
-          resolve()
-        }
+        if (joined) onEvent(samples === null ? 0 : readT(payload.toString('latin1', 0, Math.min(payload.length, 256))))
+        else joined = watch(payload)
       } else if (opcode === 9) {
         socket.write(maskedFrame(10, payload))
       } else if (opcode === 8) {
