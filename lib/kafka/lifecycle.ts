@@ -3,7 +3,7 @@ import type {
   Consumer, ConsumerConfig, EachBatchPayload, Kafka, Message, Producer, ProducerConfig, RecordMetadata
 } from 'kafkajs'
 import { GatewayErrors } from '../errors.js'
-import { restartLoop, settlesBy, sleep } from '../streams/async.js'
+import { keepAlive, restartLoop, settlesBy, sleep } from '../streams/async.js'
 import type { MessageProcessor, ProcessorLog } from './processor.js'
 
 export interface LifecycleLog extends ProcessorLog {
@@ -224,7 +224,7 @@ export class KafkaLifecycle {
     for (const message of batch.messages) {
       if (this.stopping || !isRunning() || isStale()) break
       // a long handler (or its retries) must not cost the member its place in the group
-      const beat = setInterval(() => { heartbeat().catch(() => {}) }, this.heartbeatInterval)
+      const stopBeat = keepAlive(this.heartbeatInterval, heartbeat)
       let outcome
       try {
         outcome = await this.options.processor.process({
@@ -237,7 +237,7 @@ export class KafkaLifecycle {
           timestamp: message.timestamp
         }, this.abort.signal)
       } finally {
-        clearInterval(beat)
+        stopBeat()
       }
       // closing cut its retries short: leave it uncommitted, it is delivered again
       if (outcome === 'abandoned') break

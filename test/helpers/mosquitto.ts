@@ -39,7 +39,7 @@ export async function startMosquitto (t: Pick<Test, 'after'>): Promise<Mosquitto
   const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'gw-mosquitto-'))
   const config = join(dir, 'mosquitto.conf')
-  await writeFile(config, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 10000\n`)
+  await writeFile(config, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n`)
   let child: ChildProcess | null = null
   let exited: Promise<void> = Promise.resolve()
 
