@@ -10,10 +10,11 @@ import { createRoomPolicy } from './lib/auth/policy.js'
 import type { Authenticate } from './lib/auth/user.js'
 import { MemoryDedupeStore, type DedupeStore } from './lib/stores/dedupe.js'
 import { rooms } from './plugins/rooms.js'
-import { health } from './plugins/health.js'
+import { ensureReadiness, health } from './plugins/health.js'
 import { metrics } from './plugins/metrics.js'
 import { admin } from './plugins/admin.js'
-import { RedisBus, RedisDedupeStore, createRedisClient, closeClient } from './lib/redis/index.js'
+// types only: lib/redis (and ioredis) are loaded when REDIS_URL or REDIS_CLUSTER_NODES is set
+import type { RedisBus, RedisClient } from './lib/redis/index.js'
 import { kafkaGateway, type KafkaClientConfig } from './plugins/kafka.js'
 import { mqttGateway } from './plugins/mqtt.js'
 import { natsGateway } from './plugins/nats.js'
@@ -28,12 +29,11 @@ import { sslcommerzGateway } from './plugins/sslcommerz.js'
 import { republishDemoPayment, sslcommerzDemoRoutes } from './routes/sslcommerz-demo.js'
 import { rtcSignalGateway } from './plugins/rtc-signal.js'
 
-/** What every gateway's wiring may use: the parsed config, auth shared by ws/sse/rtc, readiness checks to add. */
+/** What every gateway's wiring may use: the parsed config, auth shared by ws/sse/rtc, the stores. */
 export interface Wiring {
   config: Config
   authenticate: Authenticate | undefined
   policy: ReturnType<typeof createRoomPolicy>
-  checks: Record<string, () => boolean>
   /** a dedupe/idempotency store for one purpose ('stripe', 'hooks', 'idempotency'); memory, or Redis with REDIS_URL */
   createStore: (namespace: string) => DedupeStore
 }
@@ -267,37 +267,53 @@ function inboundByteLimits (config: Config) {
 }
 
 /**
- * REDIS_URL: rooms, history and presence go through a RedisBus, the dedupe/idempotency stores live in Redis (one
- * shared connection), and `/ready` answers 503 with `failing: ["redis"]` while Redis is unreachable.
+ * REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster): rooms, history, presence and rtc signals go
+ * through a RedisBus, the dedupe/idempotency stores live in Redis (one shared connection), and `/ready` answers 503
+ * while something fails: `redis` (not connected, or a publish or heartbeat failed), `redis:subscriptions` (a room
+ * subscription is not in place), `redis:slots` (a cluster master does not answer, or a slot has none).
+ * docs/scale-out.md.
  */
-export function wireRedis (app: FastifyInstance, url: string, wiring: Wiring): RedisBus {
+export async function wireRedis (app: FastifyInstance, target: { url: string } | { nodes: string[] }, wiring: Wiring): Promise<RedisBus> {
   const { config } = wiring
   const log = app.log.child({ component: 'redis' })
-  const bus = new RedisBus({
-    redis: url,
+  const redis = await import('./lib/redis/index.js')
+  const bus = new redis.RedisBus({
+    ...('url' in target ? { redis: target.url } : { cluster: target.nodes }),
     keyPrefix: config.REDIS_PREFIX,
     historySize: config.HISTORY_SIZE,
     historyTtlMs: config.HISTORY_TTL_MS,
+    historyEventMaxBytes: config.HISTORY_EVENT_MAX_BYTES,
     presenceTtlMs: config.REDIS_PRESENCE_TTL_MS,
     log
   })
-  const stores = createRedisClient(url, { connectionName: 'gw-stores' })
-  let storesDown = false
+  // the rooms plugin closes the bus with the registry; closing it here too covers a start-up that failed before
   let closing = false
+  let stores: RedisClient | null = null
+  app.addHook('onClose', async () => {
+    closing = true
+    await Promise.all([bus.close(), stores === null ? undefined : redis.closeClient(stores)])
+  })
+  await bus.open()
+  const ioredis = await redis.loadIORedis()
+  stores = 'url' in target
+    ? redis.createRedisClient(ioredis, target.url, { connectionName: 'gw-stores' })
+    : redis.createRedisCluster(ioredis, target.nodes, { connectionName: 'gw-stores' })
+  let storesDown = false
   const lost = (err?: Error) => {
     if (!storesDown && !closing) log.warn({ ...(err === undefined ? {} : { err }) }, 'redis store connection lost; reconnecting with backoff')
     storesDown = true
   }
-  stores.on('error', lost)
-  stores.on('close', () => { lost() })
-  stores.on('ready', () => { storesDown = false })
-  wiring.checks.redis = () => app.rooms.isReady() && stores.status === 'ready'
-  wiring.createStore = (namespace) => new RedisDedupeStore({ redis: stores, namespace, keyPrefix: `${config.REDIS_PREFIX}:dedupe` })
-  // the rooms plugin closes the bus with the registry; closing it here too covers a start-up that failed before
-  app.addHook('onClose', async () => {
-    closing = true
-    await Promise.all([bus.close(), closeClient(stores)])
-  })
+  const storeClient = stores
+  storeClient.on('error', lost)
+  storeClient.on('close', () => { lost() })
+  storeClient.on('ready', () => { storesDown = false })
+  // one readiness name per reason the bus reports (the health plugin's own bus check is off: it has one name)
+  const failing = () => app.rooms.failing()
+  const readiness = ensureReadiness(app)
+  readiness.add('redis', () => !failing().includes('redis') && !failing().includes('closed') && storeClient.status === 'ready')
+  readiness.add('redis:subscriptions', () => !failing().includes('redis:subscriptions'))
+  if (!('url' in target)) readiness.add('redis:slots', () => !failing().includes('redis:slots'))
+  wiring.createStore = (namespace) => new redis.RedisDedupeStore({ redis: storeClient, namespace, keyPrefix: `${config.REDIS_PREFIX}:dedupe` })
   return bus
 }
 
@@ -326,13 +342,15 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     config,
     authenticate: config.AUTH_JWT_SECRET === undefined ? undefined : createJwtAuthenticator(config.AUTH_JWT_SECRET),
     policy: createRoomPolicy({ publicRooms: config.PUBLIC_ROOMS, clientPublishRooms: config.CLIENT_PUBLISH_ROOMS }),
-    checks: {},
     createStore: () => new MemoryDedupeStore()
   }
   // a refusal answered before the body was read ends its connection instead of draining the body (docs/security.md)
   app.addHook('onSend', closeOnUnreadBody)
   try {
-    const bus = config.REDIS_URL === undefined ? undefined : wireRedis(app, config.REDIS_URL, wiring)
+    const redis = config.REDIS_URL !== undefined
+      ? { url: config.REDIS_URL }
+      : config.REDIS_CLUSTER_NODES !== undefined ? { nodes: config.REDIS_CLUSTER_NODES } : undefined
+    const bus = redis === undefined ? undefined : await wireRedis(app, redis, wiring)
     await app.register(rooms, {
       historySize: config.HISTORY_SIZE,
       historyTtlMs: config.HISTORY_TTL_MS,
@@ -351,7 +369,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
       await wire(app, wiring)
     }
     if (config.ADMIN_PASSWORD !== undefined) await app.register(admin, { password: config.ADMIN_PASSWORD })
-    await app.register(health, { checks: wiring.checks })
+    // with Redis, wireRedis added the bus's readiness checks (one name per reason)
+    await app.register(health, { bus: redis === undefined })
     await app.ready()
     logClientPublishing(app, config)
   } catch (err) {

@@ -15,6 +15,8 @@ const benches: Record<string, { file: string, flags: string[], onlyNamed?: boole
   'metrics-scrape': { file: 'metrics-scrape.ts', flags: [] },
   'redis-bus': { file: 'redis-bus.ts', flags: [] },
   'redis-instances': { file: 'redis-instances.ts', flags: [] },
+  // per-event cost of the Redis broker: the driver pins its node processes and redis-server itself
+  'redis-scale': { file: 'redis-scale.ts', flags: [] },
   // stream gateways: the driver starts the brokers, server.ts (CPU 0) and the baseline consumers (CPU 0) itself
   streams: { file: 'streams.ts', flags: [] }
 }

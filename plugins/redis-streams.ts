@@ -9,6 +9,7 @@ import { intOption, parseOptions } from '../lib/options.js'
 import { ensureReadiness } from './health.js'
 import { GatewayErrors } from '../lib/errors.js'
 import { loadPeer } from '../lib/peer.js'
+import { createRedisClient, type IORedis } from '../lib/redis/client.js'
 import { encodeData } from '../lib/rooms/event.js'
 import { redisStreamKeys } from '../lib/streams/patterns.js'
 import { StreamProcessor, type StreamMessage } from '../lib/streams/processor.js'
@@ -77,8 +78,8 @@ export type RedisStreamsGatewayOptions = z.input<typeof RedisStreamsOptionsSchem
 
 async function redisStreamsGatewayPlugin (app: FastifyInstance, raw: RedisStreamsGatewayOptions) {
   const options = parseOptions(PLUGIN, RedisStreamsOptionsSchema, raw)
-  // ioredis is loaded at register, not at import, through the shared client factory
-  const { createRedisClient } = await loadPeer<typeof import('../lib/redis/client.js')>('ioredis', 'redis-streams', () => import('../lib/redis/client.js'))
+  // ioredis is loaded at register, not at import; clients come from the shared factory
+  const ioredis = await loadPeer<IORedis>('ioredis', 'redis-streams', async () => await import('ioredis'))
   const rooms = await ensureRooms(app)
   const log = app.log.child({ gateway: 'redis-streams' })
   const syntax = redisStreamKeys(options.dlqSuffix)
@@ -123,9 +124,9 @@ async function redisStreamsGatewayPlugin (app: FastifyInstance, raw: RedisStream
   app.addHook('onReady', async function startRedisStreams () {
     freeze()
     const tuning = { commandTimeoutMs: options.blockMs + 2000, maxBackoffMs: options.reconnectBackoffMaxMs }
-    const writer = options.redis ?? createRedisClient(options.url as string, { ...tuning, connectionName: 'gw-streams' })
+    const writer = options.redis ?? createRedisClient(ioredis, options.url as string, { ...tuning, connectionName: 'gw-streams' })
     const reader = options.redis?.duplicate({ commandTimeout: tuning.commandTimeoutMs, enableOfflineQueue: false, maxRetriesPerRequest: 0 }) ??
-      createRedisClient(options.url as string, { ...tuning, connectionName: 'gw-streams-read' })
+      createRedisClient(ioredis, options.url as string, { ...tuning, connectionName: 'gw-streams-read' })
     let down = false
     for (const client of [writer, reader]) {
       client.on('error', (err: Error) => {

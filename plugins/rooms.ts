@@ -23,16 +23,18 @@ const RoomsOptions = z.strictObject({
   historyRoomMaxBytes: z.number().int().min(1024).default(1024 * 1024),
   /** an event larger than this is delivered live but not kept for resume (a resume across it reports a gap) */
   historyEventMaxBytes: z.number().int().min(256).default(256 * 1024),
-  bus: z.custom<Bus>((v) => typeof (v as Bus)?.append === 'function' && typeof (v as Bus)?.history === 'function', {
-    message: 'must implement the Bus interface (append, history, attach, isReady, close)'
-  }).optional()
+  bus: z.custom<Bus>((v) => typeof (v as Bus)?.broker?.publish === 'function' && typeof (v as Bus)?.failing === 'function', {
+    message: 'must implement the Bus interface: { broker, presence?, control?, failing(), close() } (lib/rooms/bus.ts)'
+  }).optional(),
+  /** a hole in a room's offsets not filled live within this long is filled from history */
+  gapTimeoutMs: z.number().int().min(10).max(60_000).default(500)
 })
 
 export type RoomsOptions = z.input<typeof RoomsOptions>
 
 async function roomsPlugin (app: FastifyInstance, raw: RoomsOptions) {
   const options = parseOptions('fastify-gateways/rooms', RoomsOptions, raw)
-  const bus = options.bus ?? new MemoryBus({
+  const bus: Bus = options.bus ?? new MemoryBus({
     historySize: options.historySize,
     historyTtlMs: options.historyTtlMs,
     historyRooms: options.historyRooms,
@@ -40,8 +42,11 @@ async function roomsPlugin (app: FastifyInstance, raw: RoomsOptions) {
     historyRoomMaxBytes: options.historyRoomMaxBytes,
     historyEventMaxBytes: options.historyEventMaxBytes
   })
+  // a bus on an optional client library fails register here when the library is missing (GW_MISSING_PEER)
+  await bus.open?.()
   const registry = new RoomRegistry({
     bus,
+    gapTimeoutMs: options.gapTimeoutMs,
     onDeliveryError: (err, member, event) => {
       app.log.warn({ err, member: member.id, transport: member.transport, room: event.room }, 'delivery to a member failed')
     }

@@ -736,6 +736,8 @@ var GatewayClient = class extends RoomEvents {
     info.everJoined = true;
     const recovered = typeof frame.recovered === "boolean" ? frame.recovered : null;
     info.recovered = recovered;
+    const position = stringField(frame, "position");
+    if (position !== void 0 && info.sentSince === null) info.since = position;
     for (const waiter of info.waiters.splice(0)) waiter.resolve({ room: info.room, recovered });
     if (recovered === false) this.emitGap({ room: info.room, since: info.sentSince });
   }
@@ -786,7 +788,7 @@ var GatewayClient = class extends RoomEvents {
     info.ref = this.#nextRef();
     const since = this.#tracker.lastId(info.room) ?? info.since;
     info.sentSince = since;
-    this.#send(since === null ? { op: "join", room: info.room, ref: info.ref } : { op: "join", room: info.room, ref: info.ref, since });
+    this.#send(since === null ? { op: "join", room: info.room, ref: info.ref, position: true } : { op: "join", room: info.room, ref: info.ref, since, position: true });
   }
   #request(frame, kind, timeoutMs = this.#settings.ackTimeoutMs) {
     if (this.#closed) return Promise.reject(new GatewayError("CLOSED", "the client is closed"));

@@ -22,11 +22,11 @@ export async function wsRoutes (scope: FastifyInstance, options: WsRoutesOptions
 
   const join: OpHandler<JoinFrame> = {
     schema: JoinFrame,
-    async handle ({ room, since }, conn, ref) {
+    async handle ({ room, since, position }, conn, ref) {
       if (!await admitJoin(conn, room, ref, { admission, maxRooms: limits.maxRoomsPerConnection, log: scope.log })) return
       await conn.joinRoom(room, {
         ...(since === undefined ? {} : { since }),
-        announce: (recovered) => { conn.send(ServerFrames.joined(room, ref, recovered)) }
+        announce: (recovered, at) => { conn.send(ServerFrames.joined(room, ref, recovered, position === true ? at : undefined)) }
       })
     }
   }

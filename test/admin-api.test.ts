@@ -5,6 +5,7 @@ import { wsGateway } from '../plugins/ws.js'
 import { rooms } from '../plugins/rooms.js'
 import { MemoryBus } from '../lib/rooms/memory-bus.js'
 import type { Member } from '../lib/rooms/types.js'
+import type { NodeControl } from '../lib/rooms/bus.js'
 import { buildTestApp, logCapture } from './helpers/app.js'
 import { Frames } from './helpers/ws-client.js'
 
@@ -215,7 +216,7 @@ t.test('secureCookie: true or false overrides what the request says; an empty lo
 t.test('the instances of a deployment come from the bus; one that cannot tell lists none', async (t) => {
   let live: () => Promise<ReadonlySet<string> | null> = async () => null
   class Deployment extends MemoryBus {
-    async liveInstances (): Promise<ReadonlySet<string> | null> { return await live() }
+    readonly control: NodeControl = { start () {}, direct: () => false, liveInstances: async () => await live(), instanceTtlMs: 15_000 }
   }
   const { app } = await build(t, {}, async (app) => { await app.register(rooms, { bus: new Deployment({ historySize: 10 }) }) })
   const { cookie } = await login(app)

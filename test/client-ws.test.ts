@@ -270,6 +270,27 @@ t.test('a room joined with since and no event since then resumes from that same 
   t.same(Object.fromEntries(s3.frames('join').map((f) => [f.room, f.since])), { a: 'a~8', b: 'b~1' })
 })
 
+t.test('a room that got no event before a drop resumes from the position its joined frame gave', async (t) => {
+  const { c, socket } = client(t)
+  c.join('quiet')
+  c.join('kept', { since: 'k-3' })
+  const s1 = await socket(1)
+  s1.accept()
+  t.same(s1.frames('join').map((f) => f.position), [true, true], 'every join asks for the position')
+  for (const f of s1.frames('join')) s1.push({ op: 'joined', room: f.room, ref: f.ref, position: f.room === 'quiet' ? 'q-5' : 'k-9', ...(f.since === undefined ? {} : { recovered: true }) })
+  s1.drop()
+  const s2 = await socket(2)
+  s2.accept()
+  t.same(Object.fromEntries(s2.frames('join').map((f) => [f.room, f.since])), { quiet: 'q-5', kept: 'k-3' },
+    'no since: the position; with since the replay follows joined, so the room resumes from what it received')
+  s2.push({ op: 'joined', room: 'quiet', ref: s2.frames('join')[0].ref, recovered: true, position: 'q-6' })
+  s2.push({ op: 'event', room: 'quiet', event: 'x', data: 1, id: 'q-6' })
+  s2.drop()
+  const s3 = await socket(3)
+  s3.accept()
+  t.equal(s3.frames('join').find((f) => f.room === 'quiet')?.since, 'q-6', 'an event seen: its id')
+})
+
 t.test('ids are opaque: the client resumes with the last id verbatim and dedupes by equality, whatever the ids look like', async (t) => {
   const { c, socket } = client(t)
   const got = collect(c)

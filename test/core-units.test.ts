@@ -13,7 +13,7 @@ import { JWT_SECRET, signToken } from './helpers/app.js'
 t.test('ids round-trip, order within an epoch and refuse to order across epochs', async (t) => {
   const epoch = newEpoch()
   t.match(epoch, /^[a-z0-9]+$/)
-  t.same(parseId(formatId(epoch, 42)), { epoch, seq: 42 })
+  t.same(parseId(formatId(epoch, 42)), { epoch, offset: 42 })
   t.equal(parseId('nope'), null)
   t.equal(parseId(7), null)
   t.equal(parseId(`${epoch}-99999999999999999`), null, 'past safe integers')

@@ -47,7 +47,7 @@ t.test('a shared room bus (Redis) is a dependency of /ready under its name; bus:
   class SharedBus extends MemoryBus {
     override readonly name = 'redis' as 'memory'
     up = true
-    override isReady (): boolean { return this.up }
+    override failing (): string[] { return this.up ? [] : ['redis'] }
   }
   const bus = new SharedBus({ historySize: 10 })
   const app = Fastify()

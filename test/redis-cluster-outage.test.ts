@@ -1,7 +1,10 @@
 import t from 'tap'
 import { startRedis, type RedisServer } from './helpers/redis.js'
-import { connectWs, joinRoom, openSse, poll, signToken, startInstance, startInstances, type Instance } from './helpers/instance.js'
+import { connectWs, joinRoom, openSse, poll, roomsApi, signToken, startInstance, startInstances, type Instance } from './helpers/instance.js'
 import { parseId } from '../lib/rooms/ids.js'
+
+// several server.ts processes start (tsx compiles each): on a busy machine that outlasts the default file timeout
+t.setTimeout(180_000)
 
 // Failures of a two-instance deployment, with real processes: Redis restarting under live connections, and an
 // instance killed without a chance to clean up.
@@ -9,19 +12,10 @@ import { parseId } from '../lib/rooms/ids.js'
 const JWT_SECRET = 'cluster-outage-secret-that-is-long-enough-for-hs256'
 const API_KEY = 'ops-outage-0123456789abcdef'
 const auth = { authorization: `Bearer ${API_KEY}` }
+const { publish, presence } = roomsApi(auth)
 const PRESENCE_TTL_MS = 1500
 
-async function publish (instance: Instance, room: string, event: string, data: unknown) {
-  const answer = await instance.request('POST', `/api/rooms/${room}/events`, { headers: auth, body: { event, data } })
-  if (answer.status !== 202) throw new Error(`publish on ${instance.name} answered ${answer.status}: ${JSON.stringify(answer.body)}`)
-  return answer.body as { id: string, delivered: number }
-}
 
-async function presence (instance: Instance, room: string): Promise<{ members: number, users: string[] }> {
-  const answer = await instance.request('GET', `/api/rooms/${room}`, { headers: auth })
-  if (answer.status !== 200) throw new Error(`presence on ${instance.name} answered ${answer.status}: ${JSON.stringify(answer.body)}`)
-  return { members: answer.body.members, users: [...answer.body.users].sort() }
-}
 
 /** Stops Redis and waits until both instances report it on `/ready`. */
 async function redisDown (redis: RedisServer, instances: Instance[]) {

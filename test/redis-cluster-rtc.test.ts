@@ -1,9 +1,11 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { RedisBus } from '../lib/redis/bus.js'
 import { RoomRegistry } from '../lib/rooms/registry.js'
 import { startRedis, until } from './helpers/redis.js'
-import { joinRoom, poll, startInstance, startInstances, type Instance } from './helpers/instance.js'
-import { openWs, type Frames } from './helpers/ws-client.js'
+import { connectRtc, joinRoom, poll, startInstance, startInstances } from './helpers/instance.js'
+
+// several server.ts processes start (tsx compiles each): on a busy machine that outlasts the default file timeout
+t.setTimeout(180_000)
 
 // WebRTC signaling between server.ts processes on one Redis: peers of one room on different instances find
 // each other and exchange offers, answers and candidates as if they were on one instance, and hear of the peers of
@@ -18,14 +20,6 @@ const OFFER = { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt
 const ANSWER = { type: 'answer', sdp: 'v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n' }
 const CANDIDATE = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host', sdpMid: '0', sdpMLineIndex: 0 }
 
-/** An rtc signaling client of `instance`, past `hello` (its `conn` is its peer id); terminated in `t.after`. */
-async function connectRtc (t: Pick<Test, 'after'>, instance: Instance): Promise<Frames & { peer: string }> {
-  const frames = await openWs(instance.wsUrl('/rtc'))
-  t.after(() => { frames.ws.terminate() })
-  const hello = await frames.next(10_000)
-  if (hello.op !== 'hello') throw new Error(`expected hello from ${instance.name}, got ${JSON.stringify(hello)}`)
-  return Object.assign(frames, { peer: hello.conn as string })
-}
 
 t.test('rtc peers on two instances of one Redis', async (t) => {
   const redis = await startRedis(t)
@@ -110,13 +104,12 @@ t.test('the Redis bus lists live instances by member-id prefix: a crashed one dr
   await until(async () => (await prefixes()).length === 3, 5000, 'the three instances listed')
   t.same(await prefixes(), all)
 
-  // a bus attached without the prefix learns it from the first member, and lists it before that member can act
+  // node control started with a registry's member prefix lists it at once (before any member of it can act)
   const late = new RedisBus({ redis: redis.url, keyPrefix: 'live', presenceTtlMs: 600, heartbeatMs: 150 })
   t.after(() => late.close())
-  late.attach({ deliver: () => {}, direct: () => false })
+  late.control.start({ memberPrefix: 'feed01', direct: () => false })
   await late.waitReady(10_000)
-  late.memberJoined('room', { id: 'feed01.1', user: null, transport: 't', encoder: { name: 'n', encode: () => null }, deliver: () => {} })
-  await until(async () => (await prefixes()).includes('feed01'), 5000, 'the learnt prefix listed')
+  await until(async () => (await prefixes()).includes('feed01'), 5000, 'the prefix listed')
   await late.close()
   t.same(await prefixes(), all, 'and gone with its close')
 

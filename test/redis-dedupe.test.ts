@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { RedisDedupeStore } from '../lib/redis/dedupe.js'
-import { createRedisClient, closeClient, whenReady } from '../lib/redis/client.js'
+import { createRedisClient, closeClient, loadIORedis, whenReady } from '../lib/redis/client.js'
 import { startRedis, until, type RedisServer } from './helpers/redis.js'
 
 /** Two stores of one namespace on separate connections: two instances sharing Redis. */
@@ -10,7 +10,7 @@ async function stores (t: Test, namespace = 'stripe') {
   const one = new RedisDedupeStore({ redis: redis.url, namespace, pollMs: 10, maxPollMs: 40 })
   const two = new RedisDedupeStore({ redis: redis.url, namespace, pollMs: 10, maxPollMs: 40 })
   t.after(() => Promise.all([one.close(), two.close()]))
-  await Promise.all([whenReady(one.redis, 5000), whenReady(two.redis, 5000)])
+  await Promise.all([whenReady(await one.client(), 5000), whenReady(await two.client(), 5000)])
   return { redis, one, two }
 }
 
@@ -86,8 +86,9 @@ t.test('keys are namespaced: <prefix>:<namespace>:<key>, and namespaces do not c
   const setup = await stores(t, 'hooks')
   if (setup === null) return
   const { redis, one } = setup
-  const other = new RedisDedupeStore({ redis: one.redis, namespace: 'idempotency' })
-  const custom = new RedisDedupeStore({ redis: one.redis, namespace: 'hooks', keyPrefix: 'app1' })
+  const shared = await one.client()
+  const other = new RedisDedupeStore({ redis: shared, namespace: 'idempotency' })
+  const custom = new RedisDedupeStore({ redis: shared, namespace: 'hooks', keyPrefix: 'app1' })
   t.after(() => Promise.all([other.close(), custom.close()]))
   await one.claim('msg_1', 10_000)
   t.same(await other.claim('msg_1', 10_000), { state: 'claimed' })
@@ -96,8 +97,8 @@ t.test('keys are namespaced: <prefix>:<namespace>:<key>, and namespaces do not c
   t.match(await redis.command(['GET', 'gw:dedupe:idempotency:msg_1']), /p:/)
   t.match(await redis.command(['GET', 'app1:hooks:msg_1']), /p:/)
   await other.close()
-  t.equal(one.redis.status, 'ready', 'a store on a shared client leaves the client open')
-  t.throws(() => new RedisDedupeStore({ redis: one.redis, namespace: 'bad space' }), { code: 'GW_INVALID_OPTIONS' })
+  t.equal(shared.status, 'ready', 'a store on a shared client leaves the client open')
+  t.throws(() => new RedisDedupeStore({ redis: shared, namespace: 'bad space' }), { code: 'GW_INVALID_OPTIONS' })
 })
 
 t.test('while Redis is down every call rejects with GW_STORE_UNAVAILABLE, and works again after a restart', async (t) => {
@@ -109,7 +110,7 @@ t.test('while Redis is down every call rejects with GW_STORE_UNAVAILABLE, and wo
   await t.rejects(one.complete('evt_7', 'v', 1000), { code: 'GW_STORE_UNAVAILABLE' })
   await t.rejects(one.wait('evt_7', 1000), { code: 'GW_STORE_UNAVAILABLE' })
   await redis.start()
-  await whenReady(one.redis, 10_000)
+  await whenReady(await one.client(), 10_000)
   t.same(await one.claim('evt_7', 1000), { state: 'claimed' })
   await one.close()
   await t.rejects(one.claim('evt_8', 1000), { code: 'GW_STORE_UNAVAILABLE' }, 'a closed store refuses')
@@ -128,10 +129,11 @@ t.test('close ends waits as timeout', async (t) => {
 t.test('a shared client passed in is used as is', async (t) => {
   const redis = await startRedis(t)
   if (redis === null) return
-  const client = createRedisClient(redis.url)
+  const client = createRedisClient(await loadIORedis(), redis.url)
   t.after(() => closeClient(client))
   await whenReady(client, 5000)
   const store = new RedisDedupeStore({ redis: client, namespace: 'stripe' })
+  t.equal(await store.client(), client)
   t.equal(store.redis, client)
   t.same(await store.claim('k', 1000), { state: 'claimed' })
   await store.close()
@@ -140,5 +142,6 @@ t.test('a shared client passed in is used as is', async (t) => {
 
 async function stopAndWait (redis: RedisServer, store: RedisDedupeStore) {
   await redis.stop()
-  await until(() => store.redis.status !== 'ready', 5000, 'the client to notice')
+  const client = await store.client()
+  await until(() => client.status !== 'ready', 5000, 'the client to notice')
 }

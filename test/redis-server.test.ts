@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { buildTestApp } from './helpers/app.js'
 import { startRedis, until } from './helpers/redis.js'
 import { loadConfig } from '../lib/config.js'
@@ -96,16 +96,20 @@ t.test('wireRedis gives every gateway Redis dedupe stores that agree across inst
   if (redis === null) return
   const config = loadConfig({ GATEWAYS: ',', REDIS_URL: redis.url, REDIS_PREFIX: 'site1' })
   const wirings: Wiring[] = []
+  const apps: FastifyInstance[] = []
   for (let i = 0; i < 2; i++) {
     const app = Fastify()
     t.after(() => app.close())
-    const wiring: Wiring = { config, authenticate: undefined, policy: createRoomPolicy({ publicRooms: [], clientPublishRooms: [] }), checks: {}, createStore: () => { throw new Error('unset') } }
-    const bus = wireRedis(app, redis.url, wiring)
+    const wiring: Wiring = { config, authenticate: undefined, policy: createRoomPolicy({ publicRooms: [], clientPublishRooms: [] }), createStore: () => { throw new Error('unset') } }
+    const bus = await wireRedis(app, { url: redis.url }, wiring)
     await app.register(rooms, { bus })
     await app.ready()
     await bus.waitReady(10_000)
     wirings.push(wiring)
+    apps.push(app)
   }
+  const ready = async (app: FastifyInstance) => await app.readiness.evaluate(1000)
+  await until(async () => (await Promise.all(apps.map(ready))).every((r) => r.ready), 5000, 'the checks to pass')
   const [one, two] = wirings.map((w) => w.createStore('stripe'))
   t.ok(one instanceof RedisDedupeStore)
   t.same(await one.claim('evt_1', 10_000), { state: 'claimed' })
@@ -113,6 +117,6 @@ t.test('wireRedis gives every gateway Redis dedupe stores that agree across inst
   await one.complete('evt_1', 'handled', 60_000)
   t.same(await two.claim('evt_1', 10_000), { state: 'done', value: 'handled' })
   t.match(await redis.command(['GET', 'site1:dedupe:stripe:evt_1']), /d:handled/, 'keys under REDIS_PREFIX')
-  await until(() => wirings.every((w) => w.checks.redis()), 5000, 'the checks to pass')
-  t.same(wirings.map((w) => w.checks.redis()), [true, true], 'both readiness checks pass')
+  t.same(apps[0].readiness.names(), ['redis', 'redis:subscriptions'], 'the readiness checks added: no slot check on one Redis')
+  t.same(await ready(apps[1]), { ready: true, failing: [] }, 'they pass')
 })

@@ -132,20 +132,23 @@ t.test('invalid room names, event names and data are refused with codes', async 
   t.throws(() => registry.publish('ok', 'e', circular), { code: 'GW_BAD_DATA' })
   t.throws(() => registry.publish('ok', 'e', 10n), { code: 'GW_BAD_DATA' })
   t.throws(() => registry.publish('ok', 'e', () => 1), { code: 'GW_BAD_DATA' })
-  t.equal(sync(registry.publish('ok', 'e', undefined)).delivered, 0, 'undefined data is published as null')
-  const { events } = registry.history('ok', `${(registry.bus as MemoryBus).epoch}-0`) as { events: RoomEvent[] }
+  const nothing = sync(registry.publish('ok', 'e', undefined))
+  t.equal(nothing.delivered, 0, 'undefined data is published as null')
+  const { events } = registry.history('ok', nothing.id.replace(/-\d+$/, '-0')) as { events: RoomEvent[] }
   t.equal(events.at(-1)?.dataJson, 'null')
 })
 
-t.test('event ids are strictly increasing across rooms and carry the epoch', async (t) => {
+t.test('event ids strictly increase within a room, each room under its own epoch', async (t) => {
   const registry = new RoomRegistry()
-  const ids = ['a', 'b', 'a', 'c', 'b'].map((room) => sync(registry.publish(room, 'e', room)).id)
-  const epoch = (registry.bus as MemoryBus).epoch
-  t.ok(ids.every((id) => id.startsWith(`${epoch}-`)))
-  const seqs = ids.map((id) => Number(id.split('-')[1]))
-  t.same(seqs, [...seqs].sort((x, y) => x - y))
-  t.equal(new Set(seqs).size, seqs.length)
-  t.not((new RoomRegistry().bus as MemoryBus).epoch, epoch, 'a new registry has a new epoch')
+  const ids = ['a', 'b', 'a', 'c', 'b', 'a'].map((room) => [room, sync(registry.publish(room, 'e', room)).id])
+  const of = (room: string) => ids.filter(([r]) => r === room).map(([, id]) => id.split('-'))
+  t.same(of('a').map(([, offset]) => Number(offset)), [1, 2, 3], 'offsets count each room\'s events')
+  t.same(of('b').map(([, offset]) => Number(offset)), [1, 2])
+  t.equal(new Set(of('a').map(([epoch]) => epoch)).size, 1, 'one epoch per room')
+  t.not(of('a')[0][0], of('b')[0][0], 'rooms have their own epochs')
+  t.match(of('a')[0][0], /^[a-z0-9]{8}$/)
+  const other = new RoomRegistry()
+  t.not(sync(other.publish('a', 'e', 1)).id.split('-')[0], of('a')[0][0], 'another registry: another epoch')
 })
 
 t.test('history returns exactly the events after an id, in order, and says when it recovered them all', async (t) => {
@@ -169,18 +172,21 @@ t.test('history returns exactly the events after an id, in order, and says when 
   t.ok(id4)
 })
 
-t.test('an id from another epoch, a malformed id or a future id is reported as a gap', async (t) => {
+t.test('an id from another epoch, another room, a malformed id or a future id is reported as a gap', async (t) => {
   const before = new RoomRegistry()
   const oldId = sync(before.publish('r', 'e', 'old')).id
   const registry = new RoomRegistry()
-  registry.publish('r', 'e', 'new')
+  const fresh = sync(registry.publish('r', 'e', 'new')).id
   const foreign = registry.history('r', oldId) as { events: RoomEvent[], recovered: boolean }
   t.equal(foreign.recovered, false)
   t.same(foreign.events.map((e) => e.data), ['new'], 'everything of the new epoch is newer than the old id')
-  t.same(registry.history('r', 'garbage'), { events: [{ ...foreign.events[0] }], recovered: false })
-  const epoch = (registry.bus as MemoryBus).epoch
+  const garbage = registry.history('r', 'garbage') as { events: RoomEvent[], recovered: boolean }
+  t.same([garbage.recovered, garbage.events.map((e) => e.id)], [false, [fresh]])
+  const epoch = fresh.split('-')[0]
   t.same(registry.history('r', `${epoch}-999`), { events: [], recovered: false })
-  t.same(registry.history('quiet', `${epoch}-1`), { events: [], recovered: true }, 'a room never published to missed nothing')
+  const otherRoom = sync(registry.publish('s', 'e', 1)).id
+  t.equal((registry.history('r', otherRoom) as { recovered: boolean }).recovered, false, 'a position of another room')
+  t.same(registry.history('quiet', `${epoch}-1`), { events: [], recovered: false }, 'a room this instance knows nothing of')
 })
 
 t.test('forgotten room histories make later resumes report a gap', async (t) => {
@@ -191,13 +197,16 @@ t.test('forgotten room histories make later resumes report a gap', async (t) => 
   registry.publish('a', 'e', 2)
   registry.publish('b', 'e', 1)
   registry.publish('c', 'e', 1) // forgets a, the least recently published
-  t.equal(bus.historyRoomCount, 2)
+  t.equal(bus.memory.historyRoomCount, 2)
   t.same(registry.history('a', first), { events: [], recovered: false }, 'a lost its history')
-  const afterC = sync(registry.publish('d', 'e', 1)).id // forgets b
-  t.equal((registry.history('d', afterC) as { recovered: boolean }).recovered, true)
+  const again = sync(registry.publish('a', 'e', 3)).id
+  t.not(again.split('-')[0], first.split('-')[0], 'a forgotten room starts a new epoch')
+  t.equal((registry.history('a', first) as { recovered: boolean }).recovered, false, 'so old ids stay gaps')
+  const d = sync(registry.publish('d', 'e', 1)).id
+  t.equal((registry.history('d', d) as { recovered: boolean }).recovered, true)
   now += 61_000
-  t.same(registry.history('c', first), { events: [], recovered: false }, 'expired by TTL')
-  t.equal(bus.historyRoomCount, 0)
+  t.same(registry.history('d', d), { events: [], recovered: false }, 'expired by TTL')
+  t.equal(bus.memory.historyRoomCount, 0)
 })
 
 t.test('a history size of zero keeps nothing and every resume is a gap', async (t) => {
@@ -228,24 +237,22 @@ t.test('a closed registry refuses publishes and is not ready', async (t) => {
   t.throws(() => registry.publish('r', 'e', 1), { code: 'GW_CLOSED' })
 })
 
-t.test('a promise-returning bus makes publish a promise that delivers locally after the append', async (t) => {
-  const inner = new MemoryBus({ historySize: 10 })
+t.test('a promise-returning broker makes publish a promise that delivers locally after the append', async (t) => {
   const order: string[] = []
-  const bus = {
-    name: 'async',
-    append: async (input: Parameters<MemoryBus['append']>[0]) => { order.push('append'); return inner.append(input) },
-    history: (room: string, since: string) => inner.history(room, since),
-    attach: () => {},
-    isReady: () => true,
-    close: async () => {}
+  class AsyncBus extends MemoryBus {
+    override append (input: Parameters<MemoryBus['append']>[0]) {
+      order.push('append')
+      return Promise.resolve(super.append(input))
+    }
   }
-  const registry = new RoomRegistry({ bus })
+  const registry = new RoomRegistry({ bus: new AsyncBus({ historySize: 10 }) })
   const m = member(registry)
   m.deliver = () => { order.push('deliver') }
   registry.join('r', m)
   const pending = registry.publish('r', 'e', 1)
   t.ok(pending instanceof Promise)
   t.same(order, ['append'])
-  t.same(await pending, { id: `${inner.epoch}-1`, delivered: 1 })
+  t.match(await pending, { id: /^[a-z0-9]+-1$/, delivered: 1 })
   t.same(order, ['append', 'deliver'])
+  t.equal(registry.counters.eventsPublished, 1)
 })

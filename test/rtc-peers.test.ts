@@ -1,8 +1,7 @@
 import t, { type Test } from 'tap'
 import { RoomRegistry } from '../lib/rooms/registry.js'
 import { MemoryBus } from '../lib/rooms/memory-bus.js'
-import { createEvent } from '../lib/rooms/event.js'
-import type { Bus, BusSink } from '../lib/rooms/bus.js'
+import type { Bus, BrokerHandler, ControlHandler, NodeControl } from '../lib/rooms/bus.js'
 import type { MaybePromise, Presence, PublishInput, RoomEvent } from '../lib/rooms/types.js'
 import { RtcRooms, controlRoomOf, type RtcPeerHandle } from '../lib/rtc/peers.js'
 import type { Frame } from './helpers/ws-client.js'
@@ -13,9 +12,10 @@ import type { Frame } from './helpers/ws-client.js'
 const ROOM = 'public:call'
 const CONTROL = controlRoomOf(ROOM)
 
-class ScriptedBus implements Bus {
+class ScriptedBus {
   readonly name = 'scripted'
-  sink: BusSink | null = null
+  brokerHandler: BrokerHandler | null = null
+  controlHandler: ControlHandler | null = null
   readonly inner = new MemoryBus({ historySize: 10 })
   /** every control event appended, in order */
   readonly appended: PublishInput[] = []
@@ -28,6 +28,8 @@ class ScriptedBus implements Bus {
   liveInstances?: () => MaybePromise<ReadonlySet<string> | null>
   instanceTtlMs?: number
   readonly directs: Array<{ to: string, message: unknown }> = []
+  /** the seams the registry runs on, each going through the scripted fields above */
+  readonly adapter: Bus
 
   constructor () {
     this.presence = (_room, local) => ({ members: local.members + this.remotePeers, users: local.users })
@@ -36,9 +38,34 @@ class ScriptedBus implements Bus {
       this.directs.push({ to, message })
       return direct(to, message)
     }
+    const inner = this.inner.broker
+    const control = {
+      start: (handler: ControlHandler) => { this.controlHandler = handler },
+      direct: (to: string, message: unknown) => this.direct(to, message),
+      liveInstances: () => this.liveInstances?.() ?? null
+    } as unknown as NodeControl
+    // it tracks instances (has a TTL) only once a test sets `liveInstances`
+    Object.defineProperty(control, 'instanceTtlMs', { get: () => this.liveInstances === undefined ? undefined : this.instanceTtlMs })
+    this.adapter = {
+      name: 'scripted',
+      broker: {
+        ...inner,
+        start: (handler) => { this.brokerHandler = handler },
+        publish: (input) => this.append(input),
+        history: (room, since) => this.history(room, since)
+      },
+      presence: {
+        add: () => {},
+        remove: () => {},
+        presence: (room, local) => this.presence?.(room, local) ?? local,
+        list: (local) => local
+      },
+      control,
+      failing: () => [],
+      close: async () => {}
+    }
   }
 
-  attach (sink: BusSink): void { this.sink = sink }
   append (input: PublishInput): MaybePromise<RoomEvent> {
     this.appended.push(input)
     if (this.appendFails) return Promise.reject(new Error('bus down'))
@@ -46,17 +73,16 @@ class ScriptedBus implements Bus {
   }
 
   history (room: string, since: string) { return this.inner.history(room, since) }
-  isReady (): boolean { return true }
-  async close (): Promise<void> {}
 
-  /** A control event from another instance. */
+  /** A control event from another instance: the next event of the control room, handed over as a subscription would. */
   remote (event: string, data: unknown): void {
-    this.sink?.deliver(createEvent(`x-${Math.random()}`, 0, { room: CONTROL, event, data }, Date.now()))
+    const published = this.inner.append({ room: CONTROL, event, data }) as RoomEvent
+    this.brokerHandler?.deliver(published)
   }
 
   /** A direct message from another instance to a local member. */
   deliverDirect (to: string, message: unknown): boolean {
-    return this.sink?.direct(to, message) ?? false
+    return this.controlHandler?.direct(to, message) ?? false
   }
 
   /** The control member id the local peer announced with its join. */
@@ -81,7 +107,7 @@ interface SetupOptions {
 function setup (t: Test, options: SetupOptions = {}) {
   const bus = new ScriptedBus()
   options.configure?.(bus)
-  const registry = new RoomRegistry({ bus })
+  const registry = new RoomRegistry({ bus: bus.adapter })
   t.after(() => registry.close())
   const logs: Array<{ level: string, msg: string }> = []
   const log = {

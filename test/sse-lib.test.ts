@@ -25,8 +25,9 @@ class FakeTarget extends EventEmitter {
   }
 }
 
-function event (epoch: string, seq: number, room: string, data: unknown = seq): RoomEvent {
-  return createEvent(formatId(epoch, seq), seq, { room, event: 'e', data }, 0)
+/** An event of `room` at `offset` of `epoch`; its time orders rooms in a replay (default: the offset). */
+function event (epoch: string, offset: number, room: string, data: unknown = offset, time = offset): RoomEvent {
+  return createEvent({ epoch, offset }, { room, event: 'e', data }, time)
 }
 
 function streamOn (registry: SseRegistry, rooms: string[], options: { sendBufferBytes?: number } = {}) {
@@ -61,9 +62,14 @@ t.test('one publish is encoded once and the same buffer is written to every stre
   const streams = [streamOn(registry, ['public:a']), streamOn(registry, ['public:a']), streamOn(registry, ['public:a', 'public:b'])]
   for (const s of streams) s.stream.open(null)
   const { id } = registry.publish('public:a', 'note', { x: 1 }) as PublishResult
-  const written = streams.map((s) => s.target.writes[1])
+  const written = streams.slice(0, 2).map((s) => s.target.writes[1])
   t.ok(written.every((b) => b === written[0]), 'the identical Buffer object, not copies')
   t.equal(written[0].toString(), `id: ${id}\nevent: note\ndata: {"room":"public:a","data":{"x":1}}\n\n`)
+  // a stream of several rooms writes its own id line (every room's position), then a view of the same bytes
+  const [idLine, body] = streams[2].target.writes.slice(1)
+  t.match(idLine.toString(), new RegExp(`^id: ${id}~[a-z0-9]+-0\n$`))
+  t.ok(body.buffer === written[0].buffer && body.byteOffset === written[0].byteOffset + 5 + id.length, 'the rest is the shared encoding, not a copy')
+  t.equal(body.toString(), 'event: note\ndata: {"room":"public:a","data":{"x":1}}\n\n')
 })
 
 t.test('the writer stops writing when write() returns false and sends the queue in one write on drain', async (t) => {
@@ -126,20 +132,24 @@ t.test('the writer keeps waiting when the flush after drain blocks again', async
   t.equal(target.writes.length, 3)
 })
 
-t.test('the replay plan merges rooms in id order, drops duplicates and what the client has, and lists gaps', async (t) => {
-  const ep = 'ep'
-  const a2 = event(ep, 2, 'a')
-  const b3 = event(ep, 3, 'b')
-  const a5 = event(ep, 5, 'a')
-  const b6 = event(ep, 6, 'b')
+t.test('the replay plan keeps each room in order, interleaves rooms by time, drops duplicates and what the client has, and lists gaps', async (t) => {
+  const a2 = event('ea', 2, 'a', 'a2', 10)
+  const a5 = event('ea', 5, 'a', 'a5', 40)
+  const b3 = event('eb', 3, 'b', 'b3', 20)
+  const b4 = event('eb', 4, 'b', 'b4', 50)
   const histories: HistoryResult[] = [{ events: [a2, a5], recovered: false }, { events: [b3], recovered: true }]
-  const plan = planReplay(['a', 'b'], histories, [b6, a5, event(ep, 1, 'a')], formatId(ep, 1))
+  const plan = planReplay(['a', 'b'], histories, [b4, a5, event('ea', 1, 'a')], [formatId('ea', 1), formatId('eb', 2)])
   t.same(plan.gaps, ['a'])
-  t.same(plan.events.map((e) => e.id), ['ep-2', 'ep-3', 'ep-5', 'ep-6'])
-  const other = planReplay(['a'], [{ events: [event('new', 1, 'a')], recovered: false }], [], formatId(ep, 9))
+  t.same(plan.events.map((e) => e.id), ['ea-2', 'eb-3', 'ea-5', 'eb-4'])
+  t.same(plan.starts, ['ea-1', 'eb-2'], 'a gap room starts just before its first replayed event; a recovered one at its resume point')
+  const other = planReplay(['a'], [{ events: [event('new', 1, 'a')], recovered: false }], [], [formatId('ea', 9)])
   t.same(other.events.map((e) => e.id), ['new-1'], 'an id of another epoch does not hide events')
-  const fresh = planReplay(['a'], [], [event(ep, 4, 'a'), event('zz', 4, 'a')], null)
-  t.same(fresh.events.map((e) => e.id), ['ep-4', 'zz-4'], 'ties broken by id text')
+  t.same(other.starts, ['new-0'])
+  const fresh = planReplay(['a', 'b'], [], [event('ea', 4, 'a'), event('eb', 9, 'b', 0, 4)], [null, null])
+  t.same(fresh.events.map((e) => e.id), ['ea-4', 'eb-9'], 'equal times: the stream\'s room order')
+  t.same(fresh.starts, ['ea-3', 'eb-8'])
+  const none = planReplay(['a'], [{ events: [], recovered: false }], [], [null])
+  t.same([none.gaps, none.starts], [['a'], [null]], 'a gap with nothing kept: no position to say')
 })
 
 t.test('a stream holds live events back until its replay is written, then writes each once in order', async (t) => {
@@ -149,7 +159,8 @@ t.test('a stream holds live events back until its replay is written, then writes
   const gated: SseRegistry = {
     join: (room, member) => registry.join(room, member),
     leaveAll: (member) => registry.leaveAll(member),
-    history: (room, since) => new Promise((resolve) => { answer = () => { resolve(registry.history(room, since)) } })
+    history: (room, since) => new Promise((resolve) => { answer = () => { resolve(registry.history(room, since)) } }),
+    position: (room) => registry.position(room)
   }
   const since = (registry.publish('a', 'e', 0) as PublishResult).id
   const { stream, target } = streamOn(gated, ['a'])
@@ -183,7 +194,8 @@ t.test('a stream whose held-back events pass the bound while it opens is ended',
   const pendingRegistry: SseRegistry = {
     join: (room, member) => registry.join(room, member),
     leaveAll: (member) => registry.leaveAll(member),
-    history: () => new Promise(() => {})
+    history: () => new Promise(() => {}),
+    position: (room) => registry.position(room)
   }
   const { stream, ends, closes } = streamOn(pendingRegistry, ['a'], { sendBufferBytes: 1024 })
   void stream.open('ep-1')
@@ -199,7 +211,8 @@ t.test('a history that throws synchronously ends the stream with reason error', 
   const broken: SseRegistry = {
     join: (room, member) => registry.join(room, member),
     leaveAll: (member) => registry.leaveAll(member),
-    history: () => { throw new Error('no history') }
+    history: () => { throw new Error('no history') },
+    position: (room) => registry.position(room)
   }
   const { stream, ends, closes } = streamOn(broken, ['a'])
   await stream.open('ep-1')

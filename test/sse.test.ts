@@ -7,8 +7,7 @@ import { sseGateway, type SseOptions } from '../plugins/sse.js'
 import { rooms } from '../plugins/rooms.js'
 import { MemoryBus } from '../lib/rooms/memory-bus.js'
 import { createJwtAuthenticator } from '../lib/auth/jwt.js'
-import type { Bus, BusSink } from '../lib/rooms/bus.js'
-import type { HistoryResult, MaybePromise, PublishInput, PublishResult } from '../lib/rooms/types.js'
+import type { HistoryResult, MaybePromise, PublishResult } from '../lib/rooms/types.js'
 import { buildTestApp, JWT_SECRET, logCapture, signToken } from './helpers/app.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON of an event or an answer: each test asserts its shape
@@ -181,6 +180,11 @@ t.test('an event arrives framed as id, event and data {"room","data"} with the i
   t.same(client.events(), [{ id, event: 'notification', data: { room: 'public:a', data } }])
 })
 
+/** The position of the stream's `index`-th room in a stream id (`<position>~<position>...`, docs/protocol.md). */
+function entryOf (streamId: string | undefined, index: number): string | undefined {
+  return streamId?.split('~')[index]
+}
+
 t.test('one stream receives the events of all its rooms, in publish order, and no other room', async (t) => {
   const { app, open } = await startApp(t)
   const client = await open('/sse?room=public:a&room=public:b&room=public:a')
@@ -193,7 +197,11 @@ t.test('one stream receives the events of all its rooms, in publish order, and n
     publish(app, 'public:a', 'e', 3)
   ]
   await client.waitFor('three events', () => client.events().length === 3)
-  t.same(client.events().map((e) => [e.id, e.data.room, e.data.data]), [[ids[0], 'public:a', 1], [ids[2], 'public:b', 2], [ids[3], 'public:a', 3]])
+  t.same(client.events().map((e) => [e.data.room, e.data.data]), [['public:a', 1], ['public:b', 2], ['public:a', 3]])
+  // a stream of several rooms sends stream ids: the position of each of its rooms, the event's own among them
+  t.same(client.events().map((e) => [entryOf(e.id, 0), entryOf(e.id, 1)?.replace(/-\d+$/, '')]),
+    [[ids[0], ids[2].replace(/-\d+$/, '')], [ids[0], ids[2].replace(/-\d+$/, '')], [ids[3], ids[2].replace(/-\d+$/, '')]])
+  t.equal(entryOf(client.events()[1].id, 1), ids[2])
 })
 
 t.test('heartbeat comments ": ping" arrive on the interval', async (t) => {
@@ -206,9 +214,21 @@ t.test('heartbeat comments ": ping" arrive on the interval', async (t) => {
 // ---------------------------------------------------------------------------------------------------------------
 // Resume
 
-t.test('Last-Event-ID replays exactly the missed events of every room, merged in id order, then live events', async (t) => {
+/** Opens a stream of `rooms`, waits for one event published to `room`, closes it: the stream id a browser keeps. */
+async function lastIdOf (app: FastifyInstance, open: (path: string) => Promise<Awaited<ReturnType<typeof openSse>>>, path: string, room: string): Promise<string> {
+  const first = await open(path)
+  await until('the stream to join', () => app.rooms.size(room) >= 1)
+  publish(app, room, 'e', 'seen')
+  await first.waitFor('the event', () => first.events().length === 1)
+  first.close()
+  await until('the stream to leave', () => app.rooms.size(room) === 0)
+  return first.events()[0].id as string
+}
+
+t.test('Last-Event-ID replays exactly the missed events of every room, each room in order, then live events', async (t) => {
   const { app, open } = await startApp(t)
-  const a1 = publish(app, 'public:a', 'e', 'a1')
+  const path = '/sse?room=public:a&room=public:b'
+  const lastId = await lastIdOf(app, open, path, 'public:a')
   const ids = [
     publish(app, 'public:b', 'e', 'b1'),
     publish(app, 'public:a', 'e', 'a2'),
@@ -216,14 +236,16 @@ t.test('Last-Event-ID replays exactly the missed events of every room, merged in
     publish(app, 'public:b', 'e', 'b2'),
     publish(app, 'public:a', 'e', 'a3')
   ]
-  const client = await open('/sse?room=public:a&room=public:b', { 'last-event-id': a1 })
+  const client = await open(path, { 'last-event-id': lastId })
   await client.waitFor('the replay', () => client.events().length === 4)
-  t.same(client.events().map((e) => e.data.data), ['b1', 'a2', 'b2', 'a3'], 'missed events of both rooms in id order')
-  t.same(client.events().map((e) => e.id), [ids[0], ids[1], ids[3], ids[4]])
+  const of = (room: string) => client.events().filter((e) => e.data.room === room)
+  t.same(of('public:a').map((e) => [e.data.data, entryOf(e.id, 0)]), [['a2', ids[1]], ['a3', ids[4]]], 'room a: its missed events in order')
+  t.same(of('public:b').map((e) => [e.data.data, entryOf(e.id, 1)]), [['b1', ids[0]], ['b2', ids[3]]], 'room b: its missed events in order')
   t.notOk(client.frames.some((f) => f.event === 'gap'), 'no gap: history reaches back')
   const live = publish(app, 'public:b', 'e', 'live')
   await client.waitFor('the live event', () => client.events().length === 5)
-  t.equal(client.events()[4].id, live)
+  t.equal(entryOf(client.events()[4].id, 1), live)
+  t.equal(entryOf(client.events()[4].id, 0), ids[4], 'and the position of room a stays where it was')
 })
 
 t.test('?lastEventId= resumes a first connection; a Last-Event-ID header wins over it', async (t) => {
@@ -241,16 +263,19 @@ t.test('?lastEventId= resumes a first connection; a Last-Event-ID header wins ov
 
 t.test('a room whose history no longer reaches gets event: gap first, then what is retained', async (t) => {
   const { app, open } = await startApp(t, {}, async (app) => { await app.register(rooms, { historySize: 2 }) })
-  const a1 = publish(app, 'public:a', 'e', 'a1')
+  const path = '/sse?room=public:a&room=public:b'
+  const lastId = await lastIdOf(app, open, path, 'public:a')
   publish(app, 'public:a', 'e', 'a2')
   publish(app, 'public:b', 'e', 'b1')
   publish(app, 'public:a', 'e', 'a3')
   publish(app, 'public:a', 'e', 'a4')
-  const client = await open('/sse?room=public:a&room=public:b', { 'last-event-id': a1 })
+  const client = await open(path, { 'last-event-id': lastId })
   await client.waitFor('gap and replay', () => client.events().length === 4)
   const [gap, ...rest] = client.frames.filter((f) => f.data !== undefined)
   t.same(gap, { event: 'gap', data: '{"room":"public:a"}', comments: [] }, 'gap names the room and carries no id')
-  t.same(rest.map((f) => JSON.parse(f.data as string).data), ['b1', 'a3', 'a4'])
+  const data = rest.map((f) => JSON.parse(f.data as string))
+  t.same(data.filter((d) => d.room === 'public:a').map((d) => d.data), ['a3', 'a4'], 'what room a retains')
+  t.same(data.filter((d) => d.room === 'public:b').map((d) => d.data), ['b1'], 'room b recovered')
 })
 
 t.test('a resume point from another server lifetime reports a gap for every room', async (t) => {
@@ -261,15 +286,10 @@ t.test('a resume point from another server lifetime reports a gap for every room
   t.same(client.events().map((e) => [e.event, e.data]), [['gap', { room: 'public:a' }], ['e', { room: 'public:a', data: 'kept' }]])
 })
 
-/** The memory bus with another history: a wrapper, so history may answer with a promise as a remote bus does. */
-class HistoryBus implements Bus {
-  readonly name = 'test-history'
-  protected readonly inner = new MemoryBus({ historySize: 100 })
-  append (input: PublishInput) { return this.inner.append(input) }
-  history (room: string, sinceId: string): MaybePromise<HistoryResult> { return this.inner.history(room, sinceId) }
-  attach (sink: BusSink) { this.inner.attach(sink) }
-  isReady () { return true }
-  async close () { await this.inner.close() }
+/** The memory bus with another history: a subclass, so history may answer with a promise as a remote bus does. */
+class HistoryBus extends MemoryBus {
+  protected readonly inner = { history: (room: string, sinceId: string): MaybePromise<HistoryResult> => super.history(room, sinceId) }
+  constructor () { super({ historySize: 100 }) }
 }
 
 /** History answers only when the test lets it: the window in which a publish races the replay. */
@@ -287,12 +307,13 @@ class GatedHistoryBus extends HistoryBus {
   }
 }
 
-t.test('events published while the replay is read arrive exactly once, in id order (asynchronous history)', async (t) => {
+t.test('events published while the replay is read arrive exactly once, each room in order (asynchronous history)', async (t) => {
   const bus = new GatedHistoryBus()
   const { app, open } = await startApp(t, {}, async (app) => { await app.register(rooms, { bus }) })
-  const since = publish(app, 'public:a', 'e', 'a0')
+  const path = '/sse?room=public:a&room=public:b'
+  const since = await lastIdOf(app, open, path, 'public:a')
   const expected = [publish(app, 'public:a', 'e', 'a1')]
-  const client = await open('/sse?room=public:a&room=public:b', { 'last-event-id': since })
+  const client = await open(path, { 'last-event-id': since })
   await until('both histories to be asked', () => bus.waiting.length === 2)
   // joined already: these reach the stream live AND are in the history read after them
   expected.push(publish(app, 'public:a', 'e', 'a2'), publish(app, 'public:b', 'e', 'b1'))
@@ -303,8 +324,11 @@ t.test('events published while the replay is read arrive exactly once, in id ord
   await client.waitFor('the replay', () => client.events().length === 5)
   expected.push(publish(app, 'public:a', 'e', 'a4'))
   await client.waitFor('the live event', () => client.events().length === 6)
-  t.same(client.events().map((e) => e.id), expected, 'every event once, none lost, ids increasing')
-  t.same(client.events().map((e) => e.data.data), ['a1', 'a2', 'b1', 'a3', 'b2', 'a4'])
+  const own = (e: { id?: string, data: { room: string } }) => entryOf(e.id, e.data.room === 'public:a' ? 0 : 1)
+  t.same(client.events().map(own).sort(), [...expected].sort(), 'every event once, none lost')
+  const of = (room: string) => client.events().filter((e) => e.data.room === room).map((e) => e.data.data)
+  t.same([of('public:a'), of('public:b')], [['a1', 'a2', 'a3', 'a4'], ['b1', 'b2']], 'each room in order')
+  t.notOk(client.frames.some((f) => f.event === 'gap'))
 })
 
 t.test('a resume whose history read fails ends the stream instead of hanging it', async (t) => {
@@ -539,7 +563,7 @@ t.test('server.ts wires the sse gateway from the environment, and the token neve
   const id = publish(app, 'user:42', 'notification', { title: 'New Message!' })
   await client.waitFor('the event', () => client.events().length === 1)
   t.ok(client.raw().startsWith('retry: 250\n\n'), 'SSE_RETRY_MS')
-  t.same(client.events(), [{ id, event: 'notification', data: { room: 'user:42', data: { title: 'New Message!' } } }])
+  t.same(client.events().map((e) => ({ ...e, id: entryOf(e.id, 0) })), [{ id, event: 'notification', data: { room: 'user:42', data: { title: 'New Message!' } } }])
   t.equal((await request(port, 'GET', '/sse?room=user:43&token=' + token)).status, 403)
   t.equal((await request(port, 'GET', '/sse?room=public:news&token=x' + token)).status, 401)
   t.notOk(logs.text().includes(token), 'the token is not logged')

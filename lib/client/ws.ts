@@ -56,7 +56,7 @@ interface RoomInfo {
   room: string
   joined: boolean
   everJoined: boolean
-  /** the position the caller gave to join(): the resume point until an event of the room was seen */
+  /** the resume point until an event of the room was seen: the position given to join(), then the one `joined` gave */
   since: string | null
   sentSince: string | null
   recovered: boolean | null
@@ -491,6 +491,11 @@ export class GatewayClient extends RoomEvents {
     info.everJoined = true
     const recovered = typeof frame.recovered === 'boolean' ? frame.recovered : null
     info.recovered = recovered
+    // the room's position as of `joined` (asked with `position: true`): without `since` everything after it comes
+    // live, so it is the resume point until an event of the room arrives; with `since` the replay follows and the
+    // tracker takes over from its events
+    const position = stringField(frame, 'position')
+    if (position !== undefined && info.sentSince === null) info.since = position
     for (const waiter of info.waiters.splice(0)) waiter.resolve({ room: info.room, recovered })
     if (recovered === false) this.emitGap({ room: info.room, since: info.sentSince })
   }
@@ -548,7 +553,7 @@ export class GatewayClient extends RoomEvents {
     // the room's own position: the last id seen in it, else the one join() was given; never another room's id
     const since = this.#tracker.lastId(info.room) ?? info.since
     info.sentSince = since
-    this.#send(since === null ? { op: 'join', room: info.room, ref: info.ref } : { op: 'join', room: info.room, ref: info.ref, since })
+    this.#send(since === null ? { op: 'join', room: info.room, ref: info.ref, position: true } : { op: 'join', room: info.room, ref: info.ref, since, position: true })
   }
 
   #request (frame: Record<string, unknown>, kind: Pending['kind'], timeoutMs: number = this.#settings.ackTimeoutMs): Promise<Answer> {

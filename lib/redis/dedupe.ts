@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { ClaimResult, DedupeStore, WaitResult } from '../stores/dedupe.js'
 import { GatewayErrors } from '../errors.js'
-import { closeClient, createRedisClient, type RedisConnection } from './client.js'
+import { closeClient, createRedisClient, isRedisClient, loadIORedis, type RedisClient, type RedisConnection } from './client.js'
 import { RELEASE } from './scripts.js'
 
 export interface RedisDedupeStoreOptions {
-  /** a shared client (not closed by the store), or where to connect (the store then owns and closes its client) */
-  redis: Redis | RedisConnection
+  /**
+   * a shared client (a Redis or a Cluster; not closed by the store), or where to connect (the store then owns and
+   * closes its client). Every command names one key, so a Cluster serves it as well.
+   */
+  redis: RedisClient | RedisConnection
   /** what the keys are for: `stripe`, `hooks`, `idempotency` */
   namespace: string
   /** first part of every key; default `gw:dedupe` */
@@ -28,7 +30,8 @@ const NAMESPACE = /^[A-Za-z0-9_.:-]{1,64}$/
  */
 export class RedisDedupeStore implements DedupeStore {
   readonly name = 'redis'
-  readonly redis: Redis
+  private readonly clientPromise: Promise<RedisClient>
+  private connected: RedisClient | null = null
   private readonly owned: boolean
   private readonly prefix: string
   private readonly pollMs: number
@@ -43,10 +46,18 @@ export class RedisDedupeStore implements DedupeStore {
       throw new GatewayErrors.INVALID_OPTIONS('fastify-gateways/redis-dedupe', 'namespace: must be 1 to 64 characters of A-Za-z0-9_.:-')
     }
     const given = options.redis
-    this.owned = typeof given === 'string' || !isClient(given)
-    this.redis = isClient(given) ? given : createRedisClient(given, { connectionName: `gw-dedupe-${options.namespace}` })
-    if (this.owned) this.redis.on('error', () => {})
-    this.redis.defineCommand('gwRelease', { lua: RELEASE, numberOfKeys: 1 })
+    this.owned = !isRedisClient(given)
+    const setUp = (client: RedisClient) => {
+      if (this.owned) client.on('error', () => {})
+      client.defineCommand('gwRelease', { lua: RELEASE, numberOfKeys: 1 })
+      this.connected = client
+      return client
+    }
+    this.clientPromise = isRedisClient(given)
+      ? Promise.resolve(setUp(given))
+      : loadIORedis().then((ioredis) => setUp(createRedisClient(ioredis, given, { connectionName: `gw-dedupe-${options.namespace}` })))
+    // a missing ioredis surfaces on the first command
+    this.clientPromise.catch(() => {})
     this.prefix = `${options.keyPrefix ?? 'gw:dedupe'}:${options.namespace}:`
     this.pollMs = options.pollMs ?? 25
     this.maxPollMs = options.maxPollMs ?? 250
@@ -54,7 +65,7 @@ export class RedisDedupeStore implements DedupeStore {
 
   async claim (key: string, leaseMs: number): Promise<ClaimResult> {
     const token = `p:${randomBytes(8).toString('hex')}`
-    const previous = await this.run(() => this.redis.call('SET', this.prefix + key, token, 'NX', 'PX', Math.max(1, Math.ceil(leaseMs)), 'GET')) as string | null
+    const previous = await this.run((redis) => redis.call('SET', this.prefix + key, token, 'NX', 'PX', Math.max(1, Math.ceil(leaseMs)), 'GET')) as string | null
     if (previous === null) {
       this.claims.set(key, token)
       return { state: 'claimed' }
@@ -64,7 +75,7 @@ export class RedisDedupeStore implements DedupeStore {
   }
 
   async complete (key: string, value: string, ttlMs: number): Promise<void> {
-    await this.run(() => this.redis.set(this.prefix + key, `d:${value}`, 'PX', Math.max(1, Math.ceil(ttlMs))))
+    await this.run((redis) => redis.set(this.prefix + key, `d:${value}`, 'PX', Math.max(1, Math.ceil(ttlMs))))
     this.claims.delete(key)
   }
 
@@ -73,14 +84,14 @@ export class RedisDedupeStore implements DedupeStore {
     // a claim this store does not hold (never made, completed, or already released) is not its to give up
     if (token === undefined) return
     this.claims.delete(key)
-    await this.run(() => (this.redis as unknown as { gwRelease: (k: string, t: string) => Promise<number> }).gwRelease(this.prefix + key, token))
+    await this.run((redis) => (redis as unknown as { gwRelease: (k: string, t: string) => Promise<number> }).gwRelease(this.prefix + key, token))
   }
 
   async wait (key: string, timeoutMs: number): Promise<WaitResult> {
     const deadline = Date.now() + timeoutMs
     let interval = this.pollMs
     for (;;) {
-      const value = await this.run(() => this.redis.get(this.prefix + key))
+      const value = await this.run((redis) => redis.get(this.prefix + key))
       if (value === null) return { state: 'released' }
       if (value.startsWith('d:')) return { state: 'done', value: value.slice(2) }
       const left = deadline - Date.now()
@@ -95,13 +106,23 @@ export class RedisDedupeStore implements DedupeStore {
     this.closed = true
     for (const wake of [...this.sleepers]) wake()
     this.claims.clear()
-    if (this.owned) await closeClient(this.redis)
+    if (this.owned) await closeClient(await this.clientPromise.catch(() => null) ?? this.connected as RedisClient).catch(() => {})
   }
 
-  private async run<T> (command: () => Promise<T>): Promise<T> {
+  /** the client (once ioredis is loaded), e.g. to check its status */
+  get redis (): RedisClient | null {
+    return this.connected
+  }
+
+  /** Resolves the client once it exists (ioredis loaded); rejects with GW_MISSING_PEER without ioredis. */
+  async client (): Promise<RedisClient> {
+    return await this.clientPromise
+  }
+
+  private async run<T> (command: (redis: RedisClient) => Promise<T>): Promise<T> {
     if (this.closed) throw new GatewayErrors.STORE_UNAVAILABLE('the store is closed')
     try {
-      return await command()
+      return await command(await this.clientPromise)
     } catch (err) {
       throw new GatewayErrors.STORE_UNAVAILABLE((err as Error).message, { cause: err })
     }
@@ -119,8 +140,4 @@ export class RedisDedupeStore implements DedupeStore {
       this.sleepers.add(wake)
     })
   }
-}
-
-function isClient (value: unknown): value is Redis {
-  return typeof (value as Redis)?.defineCommand === 'function' && typeof (value as Redis)?.call === 'function'
 }

@@ -1,18 +1,28 @@
 export type MaybePromise<T> = T | Promise<T>
 
 /**
+ * Where a room's history stands: `epoch` names one unbroken lifetime of the room's history (it changes when the
+ * history was lost: expired, flushed, a failover that dropped writes), `offset` counts the room's events within it
+ * (0: none yet). Offsets strictly increase within an epoch; positions of different epochs are not comparable.
+ */
+export interface StreamPosition {
+  readonly epoch: string
+  readonly offset: number
+}
+
+/**
  * One published event. `dataJson` is the JSON of `data`, computed once at publish; encoders build their frames
  * around it. `encoded` caches each encoder's output so live fan-out and history replay share the same bytes.
+ * `id` is the event's position as text (`<epoch>-<offset>`, see lib/rooms/ids.ts); it is opaque to clients.
  */
-export interface RoomEvent {
+export interface RoomEvent extends StreamPosition {
   readonly id: string
-  /** position in the id epoch; internal ordering, not part of the wire format */
-  readonly seq: number
   readonly room: string
   readonly event: string
+  /** the data; parsed from `dataJson` on first use for events that arrived as text (another instance, history) */
   readonly data: unknown
   readonly dataJson: string
-  /** publish time, ms since the Unix epoch */
+  /** publish time, ms since the Unix epoch (the publishing instance's clock) */
   readonly time: number
   readonly encoded: Map<Encoder<unknown>, unknown>
 }
@@ -24,7 +34,7 @@ export interface Encoder<T> {
 }
 
 /** A subscriber of rooms on some transport (a WebSocket, an SSE stream, an rtc peer, a test double). */
-export interface Member<T = any> {
+export interface Member<T = unknown> {
   /** unique across instances: `<instanceId>.<n>`, see `RoomRegistry.nextMemberId` */
   readonly id: string
   /** the authenticated user id, or null when anonymous */
@@ -59,6 +69,8 @@ export interface HistoryResult {
   events: RoomEvent[]
   /** true when every event after the resume point is in `events` */
   recovered: boolean
+  /** the room's position as of this read, when the broker tells it */
+  position?: StreamPosition
 }
 
 export interface Presence {

@@ -1,6 +1,6 @@
 export { sseEncoder, encodeSseEvent, encodeRetry, encodeGap, PING } from './encoder.js'
 export { SseWriter, type SseTarget } from './writer.js'
-export { planReplay, byIdOrder, type ReplayPlan } from './replay.js'
+export { planReplay, type ReplayPlan } from './replay.js'
 export { SseStream, type SseStreamOptions, type SseRegistry, type SseCloseReason } from './stream.js'
 export { SseHub } from './hub.js'
 export { startEventStream, EVENT_STREAM_HEADERS, type EventStreamResponse } from './http.js'

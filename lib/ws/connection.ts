@@ -4,6 +4,7 @@ import { afterCorkedFlush, corkForTick, isCorkedForTick } from '../io/cork.js'
 import type { GatewayUser } from '../auth/user.js'
 import type { RoomRegistry } from '../rooms/registry.js'
 import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/types.js'
+import { formatId } from '../rooms/ids.js'
 import type { TokenBucket } from '../limits/token-bucket.js'
 import type { DisconnectReason } from '../metrics/counters.js'
 import type { AddressRates } from './rates.js'
@@ -345,27 +346,35 @@ export class SocketConnection {
    * with no gap to the live events and no duplicate; `announce(recovered)` sends the gateway's `joined` frame
    * (`recovered` is undefined without `since`). Already a member: only `announce()` runs; returns false.
    */
-  async joinRoom (room: string, options: { since?: string, announce: (recovered?: boolean) => void }): Promise<boolean> {
+  async joinRoom (room: string, options: { since?: string, announce: (recovered?: boolean, position?: string) => void }): Promise<boolean> {
     if (this.joined.has(room)) {
-      options.announce()
+      options.announce(undefined, this.positionOf(room))
       return false
     }
     if (this.ended) return false
     this.joined.add(room)
     this.options.registry.join(room, this.member)
-    if (options.since === undefined) {
-      options.announce()
+    const since = options.since
+    // a room new to this instance starts by reading its position (docs/scale-out.md): `joined` waits for it, so
+    // whatever the client causes after `joined` is published after that position and reaches it
+    const started = since === undefined ? this.options.registry.position(room) : undefined
+    if (since === undefined && !isPromise(started)) {
+      options.announce(undefined, this.positionOf(room))
       return true
     }
     const buffered: RoomEvent[] = []
     this.resuming ??= new Map()
     this.resuming.set(room, buffered)
-    let history: { events: RoomEvent[], recovered: boolean }
-    try {
-      history = await this.options.registry.history(room, options.since)
-    } catch (err) {
-      this.options.log.warn({ err, room, conn: this.id }, 'history lookup failed: resume reported as not recovered')
-      history = { events: [], recovered: false }
+    let history: { events: RoomEvent[], recovered: boolean } = { events: [], recovered: true }
+    if (since === undefined) {
+      await (started as Promise<unknown>).catch(() => {})
+    } else {
+      try {
+        history = await this.options.registry.history(room, since)
+      } catch (err) {
+        this.options.log.warn({ err, room, conn: this.id }, 'history lookup failed: resume reported as not recovered')
+        history = { events: [], recovered: false }
+      }
     }
     // from here on synchronous: nothing can be published in between
     this.resuming.delete(room)
@@ -390,9 +399,18 @@ export class SocketConnection {
     while (first > 0 && bytes + frames[first - 1].frame.length <= this.options.limits.sendBufferBytes) {
       bytes += frames[--first].frame.length
     }
-    options.announce(history.recovered && first === 0)
+    options.announce(since === undefined ? undefined : history.recovered && first === 0, this.positionOf(room))
     for (let i = first; i < frames.length; i++) this.deliverFrame(frames[i])
     return true
+  }
+
+  /**
+   * The room's position as this connection's `joined` goes out (an id a later join may give as `since`): events
+   * after it reach the connection live; with a resume, the replayed ones (up to it) follow `joined`.
+   */
+  private positionOf (room: string): string | undefined {
+    const position = this.options.registry.position(room)
+    return isPromise(position) ? undefined : formatId(position.epoch, position.offset)
   }
 
   /** Leaves `room`; false when this connection was not in it. */

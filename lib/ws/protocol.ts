@@ -29,7 +29,12 @@ export function opSchema<const Op extends string, S extends z.ZodRawShape> (op: 
 }
 
 export const AuthFrame = opSchema('auth', { token: z.string().min(1).max(16_384) })
-export const JoinFrame = opSchema('join', { room: RoomSchema, since: z.string().min(1).max(64).optional() })
+export const JoinFrame = opSchema('join', {
+  room: RoomSchema,
+  since: z.string().min(1).max(64).optional(),
+  /** true: `joined` carries the room's position (docs/protocol.md, "Positions on join") */
+  position: z.boolean().optional()
+})
 export const LeaveFrame = opSchema('leave', { room: RoomSchema })
 export const PublishFrame = opSchema('publish', { room: RoomSchema, event: EventNameSchema, data: z.unknown() })
 export const PingFrame = opSchema('ping', {})
@@ -80,9 +85,10 @@ function withRef<T extends Record<string, unknown>> (frame: T, ref: Ref | undefi
 /** Outbound frames other than `event` (which is framed once per publish, see frame.ts). */
 export const ServerFrames = {
   hello: (conn: string, user: string | null, ref?: Ref) => withRef({ op: 'hello', conn, user }, ref),
-  joined: (room: string, ref?: Ref, recovered?: boolean) => {
+  joined: (room: string, ref?: Ref, recovered?: boolean, position?: string) => {
     const frame: Record<string, unknown> = withRef({ op: 'joined', room }, ref)
     if (recovered !== undefined) frame.recovered = recovered
+    if (position !== undefined) frame.position = position
     return frame
   },
   left: (room: string, ref?: Ref) => withRef({ op: 'left', room }, ref),

@@ -56,7 +56,7 @@ export interface HttpAnswer {
 
 export interface StartOptions {
   name?: string
-  /** how long start-up may take until the listening line (tsx compiles server.ts on a loaded machine) */
+  /** how long start-up may take until the listening line (tsx compiles server.ts on a loaded machine); default 60 s */
   startTimeoutMs?: number
   /** pin server.ts to this CPU with `taskset -c` when taskset exists (benchmarks); it execs, so the pid stays */
   cpu?: number
@@ -177,7 +177,7 @@ export async function startInstance (t: Pick<Test, 'after'>, env: Record<string,
   }
   t.after(async () => { await stop() })
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000)
+  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000)
   await new Promise<void>((resolve, reject) => {
     const check = () => {
       if (url !== '' && pid > 0) {
@@ -190,7 +190,7 @@ export async function startInstance (t: Pick<Test, 'after'>, env: Record<string,
     }
     const timer = setTimeout(() => {
       done()
-      reject(new Error(`instance ${name} did not listen within ${options.startTimeoutMs ?? 30_000} ms:\n${logs.slice(-20).join('\n')}`))
+      reject(new Error(`instance ${name} did not listen within ${options.startTimeoutMs ?? 60_000} ms:\n${logs.slice(-20).join('\n')}`))
     }, Math.max(deadline - Date.now(), 0))
     const done = () => {
       clearTimeout(timer)
@@ -303,7 +303,10 @@ export class SseClient {
     }
   }
 
-  /** Opens the stream; resolves once the response head arrived (the stream has joined its rooms by then). */
+  /**
+   * Opens the stream; resolves once its first block (`retry:`) arrived, or the head of a refusal: the stream has
+   * joined its rooms and knows where each stands by then (events published from then on reach it).
+   */
   async open (timeoutMs = 10_000): Promise<this> {
     await new Promise<void>((resolve, reject) => {
       const req = http.get({
@@ -315,6 +318,7 @@ export class SseClient {
         this.headers = res.headers
         let buffer = ''
         res.setEncoding('utf8')
+        const streaming = this.status === 200 && String(res.headers['content-type']).startsWith('text/event-stream')
         res.on('data', (chunk: string) => {
           buffer += chunk
           let end: number
@@ -322,11 +326,15 @@ export class SseClient {
             this.frames.push(parseFrame(buffer.slice(0, end)))
             buffer = buffer.slice(end + 2)
           }
+          if (this.frames.length > 0) resolve()
           this.wake?.()
         })
-        res.on('close', () => { this.markEnded() })
+        res.on('close', () => {
+          this.markEnded()
+          resolve()
+        })
         res.on('error', () => {})
-        resolve()
+        if (!streaming) resolve()
       })
       const timer = setTimeout(() => { req.destroy(new Error(`GET ${this.path}: no answer within ${timeoutMs} ms`)) }, timeoutMs)
       req.on('error', (err) => {
@@ -445,4 +453,29 @@ export async function joinRoom (frames: Frames, room: string, since?: string): P
   const answer = await frames.until((frame) => frame.ref === ref, 10_000)
   if (answer.op !== 'joined') throw new Error(`join ${room} refused: ${JSON.stringify(answer)}`)
   return answer
+}
+
+/** The external HTTP API of the instances, with one API key: publish (the 202 body) and a room's presence. */
+export function roomsApi (auth: Record<string, string>) {
+  return {
+    async publish (instance: Instance, room: string, event: string, data: unknown, headers: Record<string, string> = {}): Promise<{ id: string, delivered: number }> {
+      const answer = await instance.request('POST', `/api/rooms/${room}/events`, { headers: { ...auth, ...headers }, body: { event, data } })
+      if (answer.status !== 202) throw new Error(`publish on ${instance.name} answered ${answer.status}: ${JSON.stringify(answer.body)}`)
+      return answer.body as { id: string, delivered: number }
+    },
+    async presence (instance: Instance, room: string): Promise<{ members: number, users: string[] }> {
+      const answer = await instance.request('GET', `/api/rooms/${room}`, { headers: auth })
+      if (answer.status !== 200) throw new Error(`presence on ${instance.name} answered ${answer.status}: ${JSON.stringify(answer.body)}`)
+      return { members: answer.body.members, users: [...answer.body.users].sort() }
+    }
+  }
+}
+
+/** An rtc signaling client of `instance`, past `hello` (its `conn` is its peer id); terminated in `t.after`. */
+export async function connectRtc (t: Pick<Test, 'after'>, instance: Instance): Promise<Frames & { peer: string }> {
+  const frames = await openWs(instance.wsUrl('/rtc'))
+  t.after(() => { frames.ws.terminate() })
+  const hello = await frames.next(10_000)
+  if (hello.op !== 'hello') throw new Error(`expected hello from ${instance.name}, got ${JSON.stringify(hello)}`)
+  return Object.assign(frames, { peer: hello.conn as string })
 }
