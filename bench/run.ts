@@ -3,11 +3,14 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
-const benches: Record<string, { file: string, flags: string[] }> = {
+const benches: Record<string, { file: string, flags: string[], onlyNamed?: boolean }> = {
   registry: { file: 'registry.ts', flags: ['--expose-gc', '--min-semi-space-size=256', '--max-semi-space-size=256'] },
   // fan-out: the driver starts each server (pinned to CPU 0, --expose-gc) and its client processes (CPU 1) itself
   'ws-fanout': { file: 'ws-fanout.ts', flags: [] },
   'sse-fanout': { file: 'sse-fanout.ts', flags: [] },
+  'ws-connect': { file: 'ws-connect.ts', flags: [] },
+  // profiles of one server kind (docs/benchmarks.md, "WebSocket gateway"); only when named, never part of a plain `npm run bench`
+  'ws-profile': { file: 'ws-profile.ts', flags: ['--max-old-space-size=4096'], onlyNamed: true },
   'metrics-fanout': { file: 'metrics-fanout.ts', flags: [] },
   'metrics-scrape': { file: 'metrics-scrape.ts', flags: [] },
   'redis-bus': { file: 'redis-bus.ts', flags: [] },
@@ -19,7 +22,7 @@ const benches: Record<string, { file: string, flags: string[] }> = {
 }
 
 const chosen = process.argv.slice(2).filter((a) => !a.startsWith('-'))
-const names = chosen.length > 0 ? chosen : Object.keys(benches)
+const names = chosen.length > 0 ? chosen : Object.keys(benches).filter((name) => benches[name].onlyNamed !== true)
 const dir = fileURLToPath(new URL('.', import.meta.url))
 let failed = false
 for (const name of names) {

@@ -90,6 +90,27 @@ t.test('a gateway plugs its own ops into the shared connection; ping stays built
   t.equal(seen.connections.length, 1)
 })
 
+t.test('each connection has its own data slot for the gateway, kept across frames', async (t) => {
+  const { app, seen } = await gateway(t, {
+    ops: {
+      count: {
+        schema: opSchema('count', {}),
+        handle: (_frame, conn, ref) => {
+          const data = conn.data as { count?: number }
+          data.count = (data.count ?? 0) + 1
+          conn.send({ op: 'count', ref, count: data.count })
+        }
+      }
+    }
+  })
+  const alice = await connect(t, app)
+  const bob = await connect(t, app)
+  t.same(await alice.request({ op: 'count', ref: 1 }), { op: 'count', ref: 1, count: 1 })
+  t.same(await alice.request({ op: 'count', ref: 2 }), { op: 'count', ref: 2, count: 2 })
+  t.same(await bob.request({ op: 'count', ref: 3 }), { op: 'count', ref: 3, count: 1 }, 'not shared with another connection')
+  t.same(seen.connections[0].data, { count: 2 })
+})
+
 t.test('a direct message reaches one member of a room through registry.direct and onDirect', async (t) => {
   const { app, seen } = await gateway(t)
   const alice = await connect(t, app)

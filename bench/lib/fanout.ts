@@ -19,6 +19,7 @@
 import { CAN_PIN, checkClocks, startChild, stopChild, type Child } from './proc.js'
 import { concat, fixed, int, loadNow, machineNote, median, openFileLimit, percentile } from './stats.js'
 import type { ServerKind } from './servers.js'
+import { PACKAGE_DIR_ENV, packageDir } from './build.js'
 
 export interface Contender {
   kind: ServerKind
@@ -64,7 +65,7 @@ export interface FanoutConfig {
 
 const SERVER_CPU = 0
 const CLIENT_CPU = 1
-const HIGH_WATER = 64 * 1024
+export const HIGH_WATER = 64 * 1024
 const CONNECT_CONCURRENCY = 64
 const VERBOSE = process.env.BENCH_VERBOSE === '1'
 const t00 = Date.now()
@@ -72,9 +73,9 @@ function progress (message: string): void {
   if (VERBOSE) console.error(`[${((Date.now() - t00) / 1000).toFixed(1)} s] ${message}`)
 }
 
-interface Mem { heapUsed: number, rss: number }
-interface Run { rate: number, cpuPerDelivery: number, lagMs: number, complete: boolean, stalls: number, cpuShare: number }
-interface Result {
+export interface Mem { heapUsed: number, rss: number }
+export interface Run { rate: number, cpuPerDelivery: number, lagMs: number, complete: boolean, stalls: number, cpuShare: number }
+export interface Result {
   kind: ServerKind
   label: string
   n: number
@@ -90,7 +91,7 @@ interface Result {
   burst: Run[]
 }
 
-interface Live {
+export interface Live {
   contender: Contender
   server: Child
   clients: Child[]
@@ -120,6 +121,7 @@ export async function runFanout (config: FanoutConfig): Promise<void> {
     console.error(`ulimit -n is ${limit}: too low for ${largest} connections in one server process; raise it (ulimit -n 65536) or set BENCH_CLIENTS lower`)
     process.exit(2)
   }
+  packageDir()
   const loadBefore = loadNow()
   const started = Date.now()
   const results: Result[] = []
@@ -182,25 +184,47 @@ async function runSize (config: FanoutConfig, n: number): Promise<{ results: Res
   }
 }
 
-async function startContender (config: FanoutConfig, contender: Contender, n: number): Promise<Live> {
+/** the client of the ws kinds: the lean raw client (default) or the `ws` library (BENCH_WS_CLIENT=ws) */
+const WS_CLIENT = process.env.BENCH_WS_CLIENT === 'ws' ? 'ws' : 'raw'
+
+/** Starts `contender`'s server (CPU 0, --expose-gc) and `clientProcs` client processes (CPU 1), nothing connected yet. */
+export async function launch (contender: Contender, n: number, clientProcs: number): Promise<Live> {
   const server = startChild(`server ${contender.kind}`, 'bench/lib/server-worker.ts', {
     cpu: SERVER_CPU, nodeFlags: ['--expose-gc'], args: [contender.kind]
   })
   const clients: Child[] = []
   try {
     const { port, path } = await server.call<{ port: number, path: string }>('start', {}, 60_000)
-    const procs = Math.max(1, Math.min(config.clientProcs, n))
+    const procs = Math.max(1, Math.min(clientProcs, n))
+    const client = contender.client === 'ws' ? WS_CLIENT : contender.client
     for (let i = 0; i < procs; i++) {
       clients.push(startChild(`client ${contender.kind} #${i + 1}`, 'bench/lib/client-worker.ts', {
-        cpu: CLIENT_CPU, args: [contender.client, String(port), path]
+        cpu: CLIENT_CPU, args: [client, String(port), path]
       }))
     }
-    const result: Result = {
-      kind: contender.kind, label: contender.label, n, perBurst: 0, heapPerConn: NaN, rssPerConn: NaN, p50: NaN, p99: NaN,
-      latencyComplete: false, spread: [], burst: []
-    }
-    const l: Live = { contender, server, clients, result }
-    const warm = Math.max(procs, Math.round(n / 10))
+    // booted and answering before anything is timed
+    await Promise.all(clients.map((c) => c.call('clock', {}, 60_000)))
+  } catch (err) {
+    for (const child of [server, ...clients]) child.kill()
+    throw err
+  }
+  const result: Result = {
+    kind: contender.kind, label: contender.label, n, perBurst: 0, heapPerConn: NaN, rssPerConn: NaN, p50: NaN, p99: NaN,
+    latencyComplete: false, spread: [], burst: []
+  }
+  return { contender, server, clients, result }
+}
+
+/** Stops a launched server and its clients. */
+export async function stop (l: Live): Promise<void> {
+  await Promise.all([l.server, ...l.clients].map((child) => stopChild(child)))
+}
+
+async function startContender (config: FanoutConfig, contender: Contender, n: number): Promise<Live> {
+  const l = await launch(contender, n, config.clientProcs)
+  const { server, clients, result } = l
+  try {
+    const warm = Math.max(clients.length, Math.round(n / 10))
     await connect(l, warm)
     const before = await server.call<Mem>('mem')
     await connect(l, n - warm)
@@ -218,7 +242,7 @@ async function startContender (config: FanoutConfig, contender: Contender, n: nu
 }
 
 /** `count` more connections, spread over the client processes */
-async function connect (l: Live, count: number): Promise<void> {
+export async function connect (l: Live, count: number): Promise<void> {
   const k = l.clients.length
   await Promise.all(l.clients.map((client, i) => {
     const share = Math.floor(count / k) + (i < count % k ? 1 : 0)
@@ -229,7 +253,7 @@ async function connect (l: Live, count: number): Promise<void> {
 interface Done { count: number, lastUs: number, lost: number, samples?: Float64Array }
 
 /** Waits for every client process to finish the armed phase, at most `timeoutMs`; a late one reports where it is. */
-async function collect (l: Live, timeoutMs: number): Promise<{ done: Done[], complete: boolean }> {
+export async function collect (l: Live, timeoutMs: number): Promise<{ done: Done[], complete: boolean }> {
   let complete = true
   const done = await Promise.all(l.clients.map(async (client) => {
     try {
@@ -244,7 +268,7 @@ async function collect (l: Live, timeoutMs: number): Promise<{ done: Done[], com
   return { done, complete }
 }
 
-async function arm (l: Live, perConn: number, latency: boolean): Promise<number> {
+export async function arm (l: Live, perConn: number, latency: boolean): Promise<number> {
   const armed = await Promise.all(l.clients.map((client) => client.call<{ target: number }>('arm', { perConn, latency })))
   return armed.reduce((sum, a) => sum + a.target, 0)
 }
@@ -265,7 +289,7 @@ async function latency (config: FanoutConfig, l: Live): Promise<void> {
   l.result.latencyComplete = complete
 }
 
-async function saturate (l: Live, publishes: number, perTurn: number): Promise<Run> {
+export async function saturate (l: Live, publishes: number, perTurn: number): Promise<Run> {
   const expected = await arm(l, publishes, false)
   const maxMs = 20_000
   const sent = await l.server.call<{ t0: number, t1: number, published: number, stalls: number }>('burst', { publishes, perTurn, highWater: HIGH_WATER, maxMs }, maxMs + 10_000)
@@ -315,7 +339,7 @@ function ratioValue (metric: Metric, a: Result, b: Result): number {
 }
 
 function print (config: FanoutConfig, results: Result[], notes: { loadBefore: string, loadAfter: string, seconds: number, limit: number, clockNote: string }): void {
-  const env = Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_')).map(([k, v]) => `${k}=${v} `).join('')
+  const env = benchEnv()
   const measured = results.filter((r) => r.spread.length > 0)
   const bursts = config.sizes.map((n) => `${measured.find((r) => r.n === n)?.perBurst ?? '-'} at N=${int(n)}`).join(', ')
   console.log(`\n${config.title}`)
@@ -354,6 +378,11 @@ function print (config: FanoutConfig, results: Result[], notes: { loadBefore: st
     const met = values.every((v) => Number.isFinite(v) && ratio.meets(v))
     console.log(`| ${ratio.label} | ${values.map((v) => fixed(v)).join(' | ')} | ${ratio.target} | ${met ? 'yes' : 'no'} |`)
   }
+}
+
+/** The BENCH_* variables set for this run, as a command prefix (the build directory the run sets itself left out). */
+export function benchEnv (): string {
+  return Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_') && k !== PACKAGE_DIR_ENV).map(([k, v]) => `${k}=${v} `).join('')
 }
 
 export function envList (name: string, fallback: number[]): number[] {

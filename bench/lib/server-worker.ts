@@ -1,6 +1,10 @@
 // One benchmark server in its own process (pinned by the parent): `node --expose-gc --import tsx bench/lib/server-worker.ts <kind>`.
-// Commands from the parent (proc.ts): start, members, mem, steady, burst, cpu, clock, exit.
+// Commands from the parent (proc.ts): start, members, mem, steady, burst, mark, cpu, snapshot, profileStart,
+// profileStop, clock, exit.
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { setImmediate as yieldLoop, setTimeout as sleep } from 'node:timers/promises'
+import { writeHeapSnapshot } from 'node:v8'
 import { nowUs, serveParent } from './proc.js'
 import { SERVER_KINDS, benchData, type BenchServer, type ServerKind } from './servers.js'
 
@@ -8,6 +12,16 @@ const kind = process.argv[2] as ServerKind
 let server: BenchServer | null = null
 let cpuStart = process.cpuUsage()
 let seq = 0
+let profiler: Session | null = null
+
+async function collectGarbage (): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc === undefined) throw new Error('run with --expose-gc')
+  for (let i = 0; i < 4; i++) {
+    gc()
+    await sleep(20)
+  }
+}
 
 function ready (): BenchServer {
   if (server === null) throw new Error('not started')
@@ -30,12 +44,7 @@ serveParent({
   },
   members: () => ({ members: ready().members() }),
   async mem () {
-    const gc = (globalThis as { gc?: () => void }).gc
-    if (gc === undefined) throw new Error('run with --expose-gc')
-    for (let i = 0; i < 4; i++) {
-      gc()
-      await sleep(20)
-    }
+    await collectGarbage()
     const m = process.memoryUsage()
     return { heapUsed: m.heapUsed, rss: m.rss, external: m.external, arrayBuffers: m.arrayBuffers }
   },
@@ -79,7 +88,35 @@ serveParent({
     }
     return { t0, t1: nowUs(), published, stalls }
   },
-  /** CPU time (user + system, µs) since the last burst started */
+  /** starts the CPU clock `cpu` reads (a burst starts it too) */
+  mark: () => {
+    cpuStart = process.cpuUsage()
+    return {}
+  },
+  /** a heap snapshot after GC, written to `file` */
+  async snapshot ({ file }) {
+    await collectGarbage()
+    return { file: writeHeapSnapshot(file as string) }
+  },
+  /** starts V8's sampling CPU profiler (`intervalUs` between samples) */
+  async profileStart ({ intervalUs }) {
+    profiler = new Session()
+    profiler.connect()
+    await profiler.post('Profiler.enable')
+    await profiler.post('Profiler.setSamplingInterval', { interval: intervalUs ?? 100 })
+    await profiler.post('Profiler.start')
+    return {}
+  },
+  /** stops the profiler and writes the profile (`.cpuprofile`, for Chrome DevTools or bench/lib/profile.ts) to `file` */
+  async profileStop ({ file }) {
+    if (profiler === null) throw new Error('no profile running')
+    const { profile } = await profiler.post('Profiler.stop')
+    profiler.disconnect()
+    profiler = null
+    writeFileSync(file as string, JSON.stringify(profile))
+    return { file }
+  },
+  /** CPU time (user + system, µs) since the last burst started or `mark` */
   cpu: () => {
     const d = process.cpuUsage(cpuStart)
     return { us: d.user + d.system }

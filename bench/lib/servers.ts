@@ -4,10 +4,13 @@
 //   socket.io: 42["tick",{"t":..,"n":..,"title":..,"body":..}]
 //   sse kinds: id: ..\nevent: tick\ndata: {"room":"public:bench","data":{..}}\n\n
 // `t` is the publish time in µs of process.hrtime (see proc.ts), read by the clients for the latency.
+// On connect, the ws kinds all send `{"op":"hello","conn":..,"user":null}` (as the gateway does) and answer a join
+// with `{"op":"joined","room":..}`: the connect benchmark times exactly that exchange.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import * as ws from 'ws'
 import { WebSocketServer, type WebSocket } from 'ws'
+import { packageModule } from './build.js'
 
 export const ROOM = 'public:bench'
 export const EVENT = 'tick'
@@ -65,7 +68,8 @@ async function listen (server: Server): Promise<number> {
  */
 async function wsGateway (options: { metrics?: boolean } = {}): Promise<BenchServer> {
   const { default: Fastify } = await import('fastify')
-  const { wsGateway } = await import('../../plugins/ws.js')
+  // the compiled package (bench/lib/build.ts), as users run it
+  const { wsGateway } = await import(packageModule('plugins/ws.js')) as typeof import('../../plugins/ws.js')
   const app = Fastify({ logger: false })
   if (options.metrics === true) {
     const { metrics } = await import('../../plugins/metrics.js')
@@ -106,7 +110,9 @@ async function fastifyWs (): Promise<BenchServer> {
   await app.register(websocket, { options: { perMessageDeflate: false } })
   const room = new Set<WebSocket>()
   let seq = 0
+  let conns = 0
   app.get('/ws', { websocket: true }, (socket) => {
+    socket.send(JSON.stringify({ op: 'hello', conn: `0.${(++conns).toString(36)}`, user: null }))
     socket.on('message', (raw: Buffer) => {
       const msg = JSON.parse(raw.toString()) as { op?: string, room?: string }
       if (msg.op === 'join' && msg.room === ROOM) {
@@ -140,7 +146,9 @@ async function plainWs (mode: 'plain' | 'frame-once'): Promise<BenchServer> {
   const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false })
   const room = new Set<WebSocket>()
   let seq = 0
+  let conns = 0
   wss.on('connection', (socket) => {
+    socket.send(JSON.stringify({ op: 'hello', conn: `0.${(++conns).toString(36)}`, user: null }))
     socket.on('message', (raw) => {
       const msg = JSON.parse(raw.toString()) as { op?: string, room?: string }
       if (msg.op === 'join' && msg.room === ROOM) {
@@ -190,7 +198,7 @@ async function socketIo (): Promise<BenchServer> {
 /** Our gateway: Fastify + sseGateway, anonymous streams of a public room, events from `app.rooms.publish`. */
 async function sseGateway (): Promise<BenchServer> {
   const { default: Fastify } = await import('fastify')
-  const { sseGateway } = await import('../../plugins/sse.js')
+  const { sseGateway } = await import(packageModule('plugins/sse.js')) as typeof import('../../plugins/sse.js')
   const app = Fastify({ logger: false })
   await app.register(sseGateway, {
     path: '/sse',

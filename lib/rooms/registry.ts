@@ -395,7 +395,7 @@ export class RoomRegistry {
       const encoded = encodeFor(event, group.encoder)
       let handed = 0
       for (const member of group.members) {
-        if (member.id === except) continue
+        if (except !== undefined && member.id === except) continue
         try {
           member.deliver(encoded, event)
           handed++

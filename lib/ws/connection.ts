@@ -5,15 +5,15 @@ import type { GatewayUser } from '../auth/user.js'
 import type { RoomRegistry } from '../rooms/registry.js'
 import { encodeFor, isPromise, type Member, type RoomEvent } from '../rooms/types.js'
 import { formatId } from '../rooms/ids.js'
-import { TokenBucket } from '../limits/token-bucket.js'
+import type { TokenBucket } from '../limits/token-bucket.js'
 import type { DisconnectReason } from '../metrics/counters.js'
 import type { AddressRates } from './rates.js'
 import { MAX_JSON_DEPTH, isTooDeep, tooDeepMessage } from '../json.js'
 import { expiresAt, expiryWheel, refreshAt, type Expiring } from '../expiry.js'
-import { wsEventEncoder, type WireFrame } from './frame.js'
+import { textFrame, wsEventEncoder, type WireFrame } from './frame.js'
 import { formatIssues } from '../options.js'
 import {
-  AuthFrame, PingFrame, ServerFrames, opSchema, readEnvelope, type ErrorCode, type Ref
+  AuthFrame, PingFrame, ServerFrames, helloJson, opSchema, readEnvelope, type ErrorCode, type Ref
 } from './protocol.js'
 
 /** `{"op":"refresh","token"}`: a new token for the same user before the current one expires (docs/protocol.md) */
@@ -27,10 +27,13 @@ const RefreshFrame = opSchema('refresh', { token: AuthFrame.shape.token })
  *   an async authorizer, a bus round trip) holds the frames behind it, none is dropped or reordered;
  * - parsing: JSON object with a string `op`, the op's zod schema, BAD_MESSAGE with the frame's `ref` echoed;
  * - built-in ops: `auth` (first frame only) and `ping`; the gateway supplies every other op;
- * - outbound: `event` frames are written frame-once (the same Buffer to every member's socket); a socket whose send
- *   buffer passes `sendBufferBytes` is closed with 1013 and leaves its rooms at once, so a slow reader neither grows
- *   memory without bound nor delays anyone else;
+ * - outbound: `event` frames are written frame-once (the same Buffer to every member's socket); a socket whose send buffer passes `sendBufferBytes` is
+ *   closed with 1013 and leaves its rooms at once, so a slow reader neither grows memory without bound nor delays
+ *   anyone else;
  * - a `Member` of the room registry (`member`), with resume without gap or duplicate (`joinRoom(room, { since })`).
+ *
+ * Memory: what every connection of a route shares (limits, ops, hooks, logger) lives once in a `ConnectionContext`;
+ * a connection holds only its own state (docs/ws.md, "Performance").
  */
 
 export interface ConnectionLimits {
@@ -66,19 +69,19 @@ export interface OpHandler<F = unknown> {
   handle (frame: F, conn: SocketConnection, ref: Ref | undefined): void | Promise<void>
 }
 
+/** What every connection of one route shares; build it once per route with `new ConnectionContext(...)`. */
 export interface SocketConnectionOptions {
-  /** the member id (`registry.nextMemberId()`), sent as `hello.conn` */
-  id: string
   /** member transport name: 'ws', 'rtc' */
   transport: string
-  /** the user authenticated before the upgrade, or null */
-  user: GatewayUser | null
   registry: RoomRegistry
   limits: ConnectionLimits
   /** the gateway's ops; `auth` is built in, `ping` is built in unless given here */
   ops: Record<string, OpHandler>
-  /** verifies the token of an `auth` frame; absent: auth is not configured, everyone is anonymous */
-  authenticate?: (token: string) => Promise<GatewayUser | null> | GatewayUser | null
+  /**
+   * verifies the token of an `auth` or `refresh` frame, with the connection's upgrade request; absent: auth is not
+   * configured, everyone is anonymous (and the connection keeps no request)
+   */
+  authenticate?: (token: string, request: unknown) => Promise<GatewayUser | null> | GatewayUser | null
   /** a direct message for this member (registry.direct), e.g. an rtc signal */
   onDirect?: (conn: SocketConnection, message: unknown) => void
   /** called once when the connection stops being a member (close started or socket gone), with the rooms it left */
@@ -90,9 +93,40 @@ export interface SocketConnectionOptions {
   authorizeJoin?: (user: GatewayUser | null, room: string) => boolean | Promise<boolean>
   /** told about a room the connection left because a refreshed token no longer allows it (rtc tells the peers) */
   onRevoked?: (conn: SocketConnection, room: string) => void
-  /** the client's address and the byte budgets shared by its connections (`AddressRates.acquire`/`release`) */
-  address?: { key: string, rates: AddressRates }
+  /** the byte budgets shared by the connections of one client address (`AddressRates.acquire`/`release`) */
+  rates?: AddressRates
+  /** the route's logger; every line names the connection (`conn`) */
   log: ConnectionLog
+}
+
+/** The shared part of a route's connections: its options, the op table built once, derived bounds. */
+export class ConnectionContext {
+  readonly ops: ReadonlyMap<string, OpHandler>
+  /** sustained rate of the strike bucket: refused frames draw on it; when it is empty too, the abuse is sustained */
+  readonly strikeRate: number
+  /** burst of the per-connection byte bucket (at least one largest frame) */
+  readonly bytesBurst: number
+  /** bytes of the frames a connection may hold waiting behind an async handler */
+  readonly maxPendingBytes: number
+
+  constructor (readonly options: SocketConnectionOptions) {
+    this.ops = new Map(Object.entries({ ping: pingOp, ...options.ops }))
+    this.strikeRate = Math.max(options.limits.ratePerSec / 10, 0.1)
+    this.bytesBurst = Math.max(options.limits.bytesBurst ?? 0, options.limits.maxPayload)
+    this.maxPendingBytes = Math.max(options.limits.bytesBurst ?? 0, 4 * options.limits.maxPayload)
+  }
+}
+
+/** What is a connection's own: its member id, its user, where it came from. */
+export interface ConnectionInit {
+  /** the member id (`registry.nextMemberId()`), sent as `hello.conn` */
+  id: string
+  /** the user authenticated before the upgrade, or null */
+  user: GatewayUser | null
+  /** the client's address (the key of its shared byte budget) */
+  address: string
+  /** the upgrade request, handed to `authenticate` with the token of an `auth`/`refresh` frame (kept only then) */
+  request?: unknown
 }
 
 const OPEN = 1
@@ -101,31 +135,38 @@ const CLOSE_REASONS: Record<number, DisconnectReason> = { 1001: 'shutdown', 1008
 /** frames accepted by the rate limit but not yet handled, while an async handler runs */
 const MAX_PENDING = 256
 
+/** A stream `event` frames can be written to raw (ws's `_socket`: a net.Socket, or a Duplex under `injectWS`). */
+interface RawStream { write (chunk: Buffer): boolean, cork?: () => void, uncork?: () => void }
+
 export class SocketConnection {
   readonly id: string
   readonly member: Member<WireFrame>
-  /** free slot for the gateway's per-connection state */
-  data: Record<string, unknown> = {}
   /** false once a server ping went unanswered for a whole interval */
   alive = true
   private currentUser: GatewayUser | null
   private readonly joined = new Set<string>()
-  private readonly bucket: TokenBucket
-  private readonly strikes: TokenBucket
-  private readonly bytes: TokenBucket | null
+  private readonly options: SocketConnectionOptions
+  /** token buckets, inline (docs/ws.md, "Performance"): frames, refused frames (strikes), bytes; refilled at `refilledAt` */
+  private frameTokens: number
+  private strikeTokens: number
+  private byteTokens: number
+  private refilledAt: number
   private readonly addressBytes: TokenBucket | null
-  private readonly ops: Map<string, OpHandler>
-  private readonly pending: Array<Buffer | null> = []
-  private readonly raw: { write (chunk: Buffer): boolean } | null
+  /** the client's address (the key of its shared byte budget and of the per-address connection count) */
+  readonly address: string
+  private readonly request: unknown
+  /** frames accepted by the rate limit while an async handler runs; created on first need */
+  private pending: Array<Buffer | null> | null = null
+  private readonly raw: RawStream | null
   private resuming: Map<string, RoomEvent[]> | null = null
   /** bytes of the live events held back while resumes run */
   private resumingBytes = 0
-  /** bytes of the frames waiting in `pending`, and their bound */
+  /** bytes of the frames waiting in `pending` (bound: the context's `maxPendingBytes`) */
   private pendingBytes = 0
-  private readonly maxPendingBytes: number
   private busy = false
-  private handled = 0
+  private gotFrame = false
   private ended = false
+  private state: Record<string, unknown> | null = null
   /** metrics: the first cause of the end seen; 'client' when the peer closed or vanished */
   private endReason: DisconnectReason | null = null
   /** when the user's token expires (ms), and whether the client was asked to refresh it */
@@ -133,29 +174,45 @@ export class SocketConnection {
   private refreshAsked = false
   private expiring: Expiring | null = null
 
-  constructor (readonly socket: WebSocket, private readonly options: SocketConnectionOptions) {
-    this.id = options.id
-    this.currentUser = options.user
-    const { ratePerSec, rateBurst } = options.limits
-    this.bucket = new TokenBucket(ratePerSec, rateBurst)
-    // refused frames draw on a second, slower bucket: when that one is empty too, the abuse is sustained
-    this.strikes = new TokenBucket(Math.max(ratePerSec / 10, 0.1), rateBurst)
-    const { bytesPerSec, bytesBurst, maxPayload } = options.limits
-    this.bytes = bytesPerSec === undefined ? null : new TokenBucket(bytesPerSec, Math.max(bytesBurst ?? 0, maxPayload))
-    this.addressBytes = options.address?.rates.acquire(options.address.key) ?? null
-    this.maxPendingBytes = Math.max(bytesBurst ?? 0, 4 * maxPayload)
-    this.ops = new Map(Object.entries({ ping: pingOp, ...options.ops }))
+  constructor (readonly socket: WebSocket, private readonly context: ConnectionContext, init: ConnectionInit) {
+    const options = context.options
+    this.options = options
+    this.id = init.id
+    this.currentUser = init.user
+    const { rateBurst, bytesPerSec } = options.limits
+    this.frameTokens = rateBurst
+    this.strikeTokens = rateBurst
+    this.byteTokens = bytesPerSec === undefined ? 0 : context.bytesBurst
+    this.refilledAt = Date.now()
+    this.address = init.address
+    this.addressBytes = options.rates === undefined ? null : options.rates.acquire(init.address)
+    this.request = options.authenticate === undefined ? undefined : init.request
     // Frame-once needs the raw stream under ws and a socket without per-message compression.
     const rawSocket = (socket as unknown as { _socket?: { write?: unknown } })._socket
     this.raw = socket.extensions === '' && typeof rawSocket?.write === 'function'
-      ? rawSocket as { write (chunk: Buffer): boolean }
+      ? rawSocket as RawStream
       : null
-    this.member = new ConnectionMember(this, options.transport, options.onDirect)
-    // metrics: counted open here and closed in end(); a frame over ws's own limit arrives as a socket error
+    this.member = options.onDirect === undefined ? new ConnectionMember(this) : new DirectMember(this, options.onDirect)
+    // metrics: counted open here and closed in end(); socket errors come through `socketError`
     options.registry.counters.connectionOpened(options.transport)
-    socket.on('error', (err: Error & { code?: string }) => {
-      this.endReason ??= err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'too_large' : 'error'
-    })
+  }
+
+  /** free slot for the gateway's per-connection state (created on first use) */
+  get data (): Record<string, unknown> {
+    return (this.state ??= {})
+  }
+
+  /** member transport name */
+  get transport (): string {
+    return this.options.transport
+  }
+
+  /**
+   * An `error` of the socket (the route's shared listener calls it): kept as the end reason for the metrics; a frame
+   * over ws's own limit arrives this way.
+   */
+  socketError (err: Error & { code?: string }): void {
+    this.endReason ??= err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'too_large' : 'error'
   }
 
   get user (): GatewayUser | null {
@@ -178,7 +235,7 @@ export class SocketConnection {
 
   /** Sends `hello`; call once, right after the upgrade. */
   start (): void {
-    this.send(ServerFrames.hello(this.id, this.currentUser?.id ?? null))
+    this.sendText(helloJson(this.id, this.currentUser?.id ?? null))
     this.trackExpiry()
   }
 
@@ -187,38 +244,75 @@ export class SocketConnection {
     if (this.ended) return
     this.alive = true
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
-    if (bytes.length > this.options.limits.maxPayload) {
-      this.fail('TOO_LARGE', `a frame may have at most ${this.options.limits.maxPayload} bytes`)
+    const limits = this.options.limits
+    if (bytes.length > limits.maxPayload) {
+      this.fail('TOO_LARGE', `a frame may have at most ${limits.maxPayload} bytes`)
       this.close(1009, 'frame too large')
       return
     }
-    const limited = !this.bucket.take()
-      ? `at most ${this.options.limits.ratePerSec} frames per second`
-      // bytes: the connection's own budget, then its address's (shared by all its connections)
-      : this.bytes !== null && !this.bytes.take(bytes.length)
-        ? `at most ${this.options.limits.bytesPerSec as number} bytes per second`
-        : this.addressBytes !== null && !this.addressBytes.take(bytes.length)
-          ? 'too many bytes per second from this address'
-          : null
+    this.refill()
+    // frames, then bytes: the connection's own budget, then its address's (shared by all its connections); each
+    // budget a frame got through is spent, as with separate buckets
+    let limited: string | null = null
+    if (this.frameTokens < 1) {
+      limited = `at most ${limits.ratePerSec} frames per second`
+    } else {
+      this.frameTokens -= 1
+      if (limits.bytesPerSec !== undefined && this.byteTokens < bytes.length) {
+        limited = `at most ${limits.bytesPerSec} bytes per second`
+      } else {
+        if (limits.bytesPerSec !== undefined) this.byteTokens -= bytes.length
+        if (this.addressBytes !== null && !this.addressBytes.take(bytes.length)) limited = 'too many bytes per second from this address'
+      }
+    }
     if (limited !== null) {
       const ref = isBinary ? undefined : readEnvelope(bytes.toString('utf8')).ref
       this.fail('RATE_LIMITED', limited, ref)
-      if (!this.strikes.take()) this.close(1008, 'rate limit exceeded')
+      if (this.strikeTokens < 1) this.close(1008, 'rate limit exceeded')
+      else this.strikeTokens -= 1
       return
     }
-    if (this.pending.length >= MAX_PENDING || this.pendingBytes + bytes.length > this.maxPendingBytes) {
+    const frame = isBinary ? null : bytes
+    if (!this.busy && (this.pending === null || this.pending.length === 0)) {
+      // nothing waiting: handled now, without a queue
+      this.run(frame)
+      if (this.busy || this.ended) return
+      this.drain()
+      return
+    }
+    const pending = this.pending ??= []
+    if (pending.length >= MAX_PENDING || this.pendingBytes + bytes.length > this.context.maxPendingBytes) {
       this.close(1008, 'too many frames waiting')
       return
     }
-    this.pending.push(isBinary ? null : bytes)
-    if (!isBinary) this.pendingBytes += bytes.length
+    pending.push(frame)
+    if (frame !== null) this.pendingBytes += frame.length
     if (!this.busy) this.drain()
+  }
+
+  /** Refills the token buckets for the time since the last frame. */
+  private refill (): void {
+    const now = Date.now()
+    const seconds = (now - this.refilledAt) / 1000
+    if (seconds <= 0) return
+    this.refilledAt = now
+    const limits = this.options.limits
+    this.frameTokens = Math.min(limits.rateBurst, this.frameTokens + seconds * limits.ratePerSec)
+    this.strikeTokens = Math.min(limits.rateBurst, this.strikeTokens + seconds * this.context.strikeRate)
+    if (limits.bytesPerSec !== undefined) this.byteTokens = Math.min(this.context.bytesBurst, this.byteTokens + seconds * limits.bytesPerSec)
   }
 
   /** Sends one JSON frame (not for `event` frames, which go through `deliverFrame`). */
   send (frame: object): boolean {
     if (!this.open) return false
-    this.socket.send(JSON.stringify(frame))
+    return this.sendText(JSON.stringify(frame))
+  }
+
+  /** Sends one frame of JSON text; this tick's `event` frames leave first (the order the client sees is kept). */
+  private sendText (text: string): boolean {
+    if (!this.open) return false
+    if (this.raw !== null) this.raw.write(textFrame(text).frame)
+    else this.socket.send(text)
     return this.checkBuffer()
   }
 
@@ -355,7 +449,7 @@ export class SocketConnection {
   end (): boolean {
     if (this.ended) return false
     this.ended = true
-    this.pending.length = 0
+    this.pending = null
     this.pendingBytes = 0
     this.resuming = null
     if (this.expiring !== null) expiryWheel.cancel(this.expiring)
@@ -363,7 +457,7 @@ export class SocketConnection {
     this.joined.clear()
     this.options.registry.leaveAll(this.member)
     this.options.registry.counters.connectionClosed(this.options.transport, this.endReason ?? 'client')
-    if (this.options.address !== undefined) this.options.address.rates.release(this.options.address.key)
+    if (this.addressBytes !== null) this.options.rates?.release(this.address)
     try {
       this.options.onEnd?.(this, rooms)
     } catch (err) {
@@ -395,52 +489,61 @@ export class SocketConnection {
     this.close(1013, 'send buffer full')
   }
 
+  /** a buffer verdict waits for this tick's corked flush */
   private checkLater = false
-  private readonly checkBufferLater = () => {
-    this.checkLater = false
-    this.checkBuffer()
-  }
 
   private checkBuffer (): boolean {
+    // within the bound, the bytes corked in this tick included: nothing to judge, now or after the flush (which only
+    // ever lowers it); the common case costs one read and no callback
+    if (this.socket.bufferedAmount <= this.options.limits.sendBufferBytes) return true
     // corked for this tick, every byte written in it counts as unsent: judge the buffer once they are flushed
     if (this.open && isCorkedForTick(this.raw)) {
       if (!this.checkLater) {
         this.checkLater = true
-        afterCorkedFlush(this.checkBufferLater)
+        afterCorkedFlush(() => {
+          this.checkLater = false
+          this.checkBuffer()
+        })
       }
       return true
     }
-    if (this.socket.bufferedAmount <= this.options.limits.sendBufferBytes) return true
     this.slowReader()
     return false
   }
 
   private drain (): void {
-    while (this.pending.length > 0 && !this.busy && !this.ended) {
-      const data = this.pending.shift() as Buffer | null
+    const pending = this.pending
+    while (pending !== null && pending.length > 0 && !this.busy && !this.ended) {
+      const data = pending.shift() as Buffer | null
       if (data !== null) this.pendingBytes -= data.length
-      let result: void | Promise<void>
-      try {
-        result = this.handle(data)
-      } catch (err) {
+      this.run(data)
+    }
+  }
+
+  /** Handles one frame; an async handler holds the frames behind it until it settles. */
+  private run (data: Buffer | null): void {
+    let result: void | Promise<void>
+    try {
+      result = this.handle(data)
+    } catch (err) {
+      this.crash(err)
+      return
+    }
+    if (isPromise(result)) {
+      this.busy = true
+      result.then(() => {
+        this.busy = false
+        this.drain()
+      }, (err) => {
+        this.busy = false
         this.crash(err)
-        return
-      }
-      if (isPromise(result)) {
-        this.busy = true
-        result.then(() => {
-          this.busy = false
-          this.drain()
-        }, (err) => {
-          this.busy = false
-          this.crash(err)
-        })
-      }
+      })
     }
   }
 
   private handle (data: Buffer | null): void | Promise<void> {
-    const first = this.handled++ === 0
+    const first = !this.gotFrame
+    this.gotFrame = true
     if (data === null) return this.fail('BAD_MESSAGE', 'binary frames are not accepted: send JSON text')
     const text = data.toString('utf8')
     const envelope = readEnvelope(text)
@@ -449,8 +552,9 @@ export class SocketConnection {
     // what follows (validation, JSON.stringify at publish, a signal's size check) recurses: refuse deep nesting first
     if (isTooDeep(envelope.value, MAX_JSON_DEPTH, text.length)) return this.fail('BAD_MESSAGE', tooDeepMessage(), ref)
     if (op === 'auth') return this.auth(envelope.value, ref, first)
-    if (op === 'refresh' && !this.ops.has('refresh')) return this.refresh(envelope.value, ref)
-    const handler = this.ops.get(op)
+    const ops = this.context.ops
+    if (op === 'refresh' && !ops.has('refresh')) return this.refresh(envelope.value, ref)
+    const handler = ops.get(op)
     if (handler === undefined) return this.fail('BAD_MESSAGE', `unknown op ${JSON.stringify(op.slice(0, 64))}`, ref)
     const parsed = handler.schema.safeParse(envelope.value)
     if (!parsed.success) return this.fail('BAD_MESSAGE', formatIssues(parsed.error.issues, { first: true }), ref)
@@ -484,7 +588,7 @@ export class SocketConnection {
     }
     let result: ReturnType<typeof authenticate>
     try {
-      result = authenticate(parsed.data.token)
+      result = authenticate(parsed.data.token, this.request)
     } catch (err) {
       return refused(err)
     }
@@ -540,7 +644,7 @@ export class SocketConnection {
     }
     let result: ReturnType<typeof authenticate>
     try {
-      result = authenticate(parsed.data.token)
+      result = authenticate(parsed.data.token, this.request)
     } catch (err) {
       return refused(err)
     }
@@ -589,16 +693,23 @@ export class SocketConnection {
   }
 }
 
-/** The connection as a member of the room registry; its user follows a successful `auth` frame. */
+/**
+ * The connection as a member of the room registry; its user follows a successful `auth` frame. Only a pointer to the
+ * connection: the rest are prototype getters (docs/ws.md, "Performance").
+ */
 class ConnectionMember implements Member<WireFrame> {
-  readonly id: string
-  readonly encoder = wsEventEncoder
-  readonly direct?: (message: unknown) => void
+  constructor (protected readonly conn: SocketConnection) {}
 
-  constructor (private readonly conn: SocketConnection, readonly transport: string,
-    onDirect: SocketConnectionOptions['onDirect']) {
-    this.id = conn.id
-    if (onDirect !== undefined) this.direct = (message) => { onDirect(conn, message) }
+  get id (): string {
+    return this.conn.id
+  }
+
+  get transport (): string {
+    return this.conn.transport
+  }
+
+  get encoder (): typeof wsEventEncoder {
+    return wsEventEncoder
   }
 
   get user (): string | null {
@@ -607,6 +718,17 @@ class ConnectionMember implements Member<WireFrame> {
 
   deliver (wire: WireFrame, event: RoomEvent): void {
     this.conn.deliverEvent(wire, event)
+  }
+}
+
+/** A member that takes direct messages (rtc signals): `direct` exists only on these. */
+class DirectMember extends ConnectionMember {
+  constructor (conn: SocketConnection, private readonly onDirect: (conn: SocketConnection, message: unknown) => void) {
+    super(conn)
+  }
+
+  direct (message: unknown): void {
+    this.onDirect(this.conn, message)
   }
 }
 

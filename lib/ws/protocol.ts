@@ -61,10 +61,20 @@ export function readEnvelope (text: string): Envelope {
     return { ok: false, ref: undefined, message: 'a frame must be one JSON object' }
   }
   const object = value as Record<string, unknown>
-  const parsedRef = RefSchema.safeParse(object.ref)
-  const ref = parsedRef.success ? parsedRef.data : undefined
+  const ref = refOf(object.ref)
   if (typeof object.op !== 'string') return { ok: false, ref, message: 'a frame needs a string "op"' }
   return { ok: true, op: object.op, ref, value: object }
+}
+
+/** `RefSchema` by hand: the envelope of every frame reads it, and most frames have none (no zod failure to build). */
+function refOf (value: unknown): Ref | undefined {
+  if (typeof value === 'string') return value.length <= 128 ? value : undefined
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined
+}
+
+/** The `hello` frame's JSON, written directly (it goes to every connection). */
+export function helloJson (conn: string, user: string | null): string {
+  return `{"op":"hello","conn":${JSON.stringify(conn)},"user":${user === null ? 'null' : JSON.stringify(user)}}`
 }
 
 function withRef<T extends Record<string, unknown>> (frame: T, ref: Ref | undefined): T & { ref?: Ref } {

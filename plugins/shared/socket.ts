@@ -1,12 +1,14 @@
+import type { ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import websocket from '@fastify/websocket'
 import type {} from '@fastify/websocket'
+import type { WebSocket, WebSocketServer } from 'ws'
 import { AuthError } from '../../lib/auth/jwt.js'
 import type { GatewayUser } from '../../lib/auth/user.js'
 import type { Admission } from '../../lib/admission/admission.js'
 import type { RoomRegistry } from '../../lib/rooms/registry.js'
 import { UpgradeGuard, startClosing } from '../../lib/ws/shutdown.js'
-import { SocketConnection, type OpHandler } from '../../lib/ws/connection.js'
+import { ConnectionContext, SocketConnection, type OpHandler } from '../../lib/ws/connection.js'
 import { AddressRates } from '../../lib/ws/rates.js'
 import { addressOf, admitRequest, type Transport } from './admission.js'
 import type { SocketLimits } from './options.js'
@@ -82,13 +84,13 @@ export async function ensureWebsocket (app: FastifyInstance, options: EnsureWebs
   const guard = new UpgradeGuard()
   app.addHook('preClose', async () => { guard.close() })
   let closed: Promise<void> = Promise.resolve()
+  const log = app.log
   await app.register(websocket, {
     // closeTimeout (ws 8.18+) is missing from @types/ws
     options: { maxPayload: options.maxPayload, perMessageDeflate: false, ...{ closeTimeout: options.closeTimeoutMs } as object },
     errorHandler (error, socket, request) {
-      // protocol errors of a client (bad frame, oversize frame): ws has already started closing with the right code
-      request.log.info({ reason: error.message, code: (error as { code?: string }).code }, 'websocket client error')
-      if (socket.readyState === 1) socket.terminate()
+      // errors before our route's handler took the socket over (see releaseUpgrade) and thrown handler errors
+      clientError(request.log, socket, error)
     },
     preClose: async function closeGoingAway (this: FastifyInstance) {
       const wss = this.websocketServer
@@ -97,10 +99,53 @@ export async function ensureWebsocket (app: FastifyInstance, options: EnsureWebs
       wss.close()
     }
   })
+  // the same handling as errorHandler's, without the request and reply @fastify/websocket's listener keeps
+  ownedServers.set(app.websocketServer, function onClientError (this: WebSocket, error: Error) { clientError(log, this, error) })
   app.addHook('onClose', async () => { await closed })
   // Registered after @fastify/websocket's own listener, so the socket already carries its response.
   app.server.on('upgrade', guard.listener)
   app.addHook('onClose', async () => { app.server.off('upgrade', guard.listener) })
+}
+
+/** Protocol errors of a client (bad frame, oversize frame): ws has already started closing with the right code. */
+function clientError (log: FastifyInstance['log'], socket: WebSocket, error: Error): void {
+  log.info({ reason: error.message, code: (error as { code?: string }).code }, 'websocket client error')
+  if (socket.readyState === 1) socket.terminate()
+}
+
+/** The @fastify/websocket servers `ensureWebsocket` registered, with the error listener that replaces the plugin's. */
+const ownedServers = new WeakMap<WebSocketServer, (this: WebSocket, error: Error) => void>()
+
+/**
+ * What @fastify/websocket keeps per upgraded socket, let go once our handler has the socket (docs/ws.md,
+ * "Performance"). The plugin routes each upgrade through a `ServerResponse` it assigns to the TCP socket, and
+ * attaches an `error` listener whose closure holds Fastify's request and reply: together about 2.7 KB per connection
+ * (request, reply, IncomingMessage with its headers, ServerResponse) for the connection's whole life. Here the response
+ * is detached from the socket and the listener replaced by `onError`, which does what our `errorHandler` does.
+ * Only for a plugin registered by `ensureWebsocket` (a host's own registration keeps its errorHandler and its memory).
+ */
+function releaseUpgrade (socket: WebSocket, onError: (this: WebSocket, error: Error) => void): void {
+  const raw = (socket as unknown as { _socket?: { _httpMessage?: ServerResponse | null } })._socket
+  const response = raw?._httpMessage
+  if (raw !== undefined && response !== undefined && response !== null) response.detachSocket(raw as ServerResponse['socket'] & object)
+  socket.removeAllListeners('error')
+  socket.on('error', onError)
+}
+
+/** The connection of a socket, for the listeners every socket of the route shares. */
+const CONNECTION = Symbol('connection')
+type Tagged = WebSocket & { [CONNECTION]: SocketConnection }
+
+function onMessage (this: WebSocket, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
+  (this as Tagged)[CONNECTION].receive(data, isBinary)
+}
+
+function onPong (this: WebSocket): void {
+  (this as Tagged)[CONNECTION].alive = true
+}
+
+function onSocketError (this: WebSocket, error: Error): void {
+  (this as Tagged)[CONNECTION].socketError(error)
 }
 
 /** Adds the gateway's WebSocket route to `scope` (an encapsulated scope of the gateway plugin). */
@@ -110,41 +155,50 @@ export function socketRoute (scope: FastifyInstance, options: SocketRouteOptions
   const rates = new AddressRates(limits.ipBytesPerSec, Math.max(limits.ipBytesBurst, limits.maxPayload))
   const users = new WeakMap<FastifyRequest, GatewayUser | null>()
   const connections = new Set<SocketConnection>()
+  // what every connection of the route shares, built once (a connection holds only its own state)
+  const context = new ConnectionContext({
+    transport,
+    registry,
+    limits,
+    ops: options.ops,
+    ...(admission.authenticates ? { authenticate: (token: string, request: unknown) => authenticateFrame(admission, token, request as FastifyRequest) } : {}),
+    ...(options.onDirect === undefined ? {} : { onDirect: options.onDirect }),
+    ...(options.onEnd === undefined ? {} : { onEnd: options.onEnd }),
+    // a refreshed token is held to the join rule again (docs/protocol.md, "Extensions")
+    authorizeJoin: async (user, room) => (await admission.join(user, room)) === null,
+    ...(options.onRevoked === undefined ? {} : { onRevoked: options.onRevoked }),
+    rates,
+    log: scope.log
+  })
+  const onClose = function (this: WebSocket): void {
+    const conn = (this as Tagged)[CONNECTION]
+    connections.delete(conn)
+    admission.release(conn.address)
+    conn.end()
+  }
+  let onError: ((this: WebSocket, error: Error) => void) | undefined
 
   scope.get(options.path, {
     websocket: true,
     onRequest: async (request, reply) => { users.set(request, await admitRequest(admission, transport, request, reply)) }
   }, (socket, request) => {
+    onError ??= ownedServers.get(scope.websocketServer)
+    if (onError !== undefined) releaseUpgrade(socket, onError)
     const address = addressOf(request)
+    const user = users.get(request) ?? null
+    users.delete(request)
     if (!admission.acquire(address)) {
       // a race with other upgrades from the same address since the hook counted
       socket.close(1013, 'too many connections')
       return
     }
-    const conn = new SocketConnection(socket, {
-      id: registry.nextMemberId(),
-      transport,
-      user: users.get(request) ?? null,
-      registry,
-      limits,
-      ops: options.ops,
-      ...(admission.authenticates ? { authenticate: (token: string) => authenticateFrame(admission, token, request) } : {}),
-      ...(options.onDirect === undefined ? {} : { onDirect: options.onDirect }),
-      ...(options.onEnd === undefined ? {} : { onEnd: options.onEnd }),
-      address: { key: address, rates },
-      // a refreshed token is held to the join rule again (docs/protocol.md, "Extensions")
-      authorizeJoin: async (user, room) => (await admission.join(user, room)) === null,
-      ...(options.onRevoked === undefined ? {} : { onRevoked: options.onRevoked }),
-      log: request.log
-    })
+    const conn = new SocketConnection(socket, context, { id: registry.nextMemberId(), user, address, request })
+    ;(socket as Tagged)[CONNECTION] = conn
     connections.add(conn)
-    socket.on('message', (data, isBinary) => { conn.receive(data as Buffer, isBinary) })
-    socket.on('pong', () => { conn.alive = true })
-    socket.once('close', () => {
-      connections.delete(conn)
-      admission.release(address)
-      conn.end()
-    })
+    socket.on('message', onMessage)
+    socket.on('pong', onPong)
+    socket.on('error', onSocketError)
+    socket.on('close', onClose)
     conn.start()
     options.onConnection?.(conn, request)
   })
