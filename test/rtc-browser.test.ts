@@ -1,8 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import type { Browser, Page } from 'playwright-core'
 import { rtcSignalGateway } from '../plugins/rtc-signal.js'
-import { launchChromium } from './helpers/chromium.js'
+import { launchChromium, openPage, withTimeout } from './helpers/chromium.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- values of the browser page (globals, DOM and WebRTC events) this script runs in
 type InPage = any
@@ -113,25 +112,6 @@ function pageScript ({ url, room, video }: { url: string, room: string, video: b
   })
 }
 
-async function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new Error(`${what} not within ${ms} ms`)) }, ms)
-    })])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-async function openPage (browser: Browser, base: string): Promise<Page> {
-  const context = await browser.newContext()
-  const page = await context.newPage()
-  page.on('pageerror', (err) => { process.stderr.write(`page error: ${err.message}\n`) })
-  await page.goto(`${base}/blank`)
-  return page
-}
-
 t.test('two Chromium contexts meet through /rtc and connect peer to peer: data channel, then a fake camera', async (t) => {
   const browser = await launchChromium(t as unknown as Parameters<typeof launchChromium>[0], { webrtc: true })
   if (browser === null) return
@@ -148,8 +128,8 @@ t.test('two Chromium contexts meet through /rtc and connect peer to peer: data c
   const socketUrl = `ws://127.0.0.1:${port}/rtc`
 
   await t.test('a data channel message sent by page A is read by page B', async (t) => {
-    const b = await openPage(browser, base)
-    const a = await openPage(browser, base)
+    const b = await openPage(browser, `${base}/blank`)
+    const a = await openPage(browser, `${base}/blank`)
     const idB = await withTimeout(b.evaluate(pageScript, { url: socketUrl, room: 'public:data', video: false }), 15_000, 'B joined')
     // A joins second: its joined lists B, so A makes the offer and the data channel
     const idA = await withTimeout(a.evaluate(pageScript, { url: socketUrl, room: 'public:data', video: false }), 15_000, 'A joined')
@@ -166,8 +146,8 @@ t.test('two Chromium contexts meet through /rtc and connect peer to peer: data c
   })
 
   await t.test('a fake camera track from page A plays on page B', async (t) => {
-    const b = await openPage(browser, base)
-    const a = await openPage(browser, base)
+    const b = await openPage(browser, `${base}/blank`)
+    const a = await openPage(browser, `${base}/blank`)
     await withTimeout(b.evaluate(pageScript, { url: socketUrl, room: 'public:video', video: true }), 15_000, 'B joined')
     await withTimeout(a.evaluate(pageScript, { url: socketUrl, room: 'public:video', video: true }), 15_000, 'A joined')
     await b.waitForFunction(() => window.firstFrame !== undefined, undefined, { timeout: 20_000 })

@@ -1,8 +1,7 @@
 import t from 'tap'
 import { createHmac, randomBytes } from 'node:crypto'
-import type { Browser, Page } from 'playwright-core'
 import { buildTestApp, JWT_SECRET, signToken } from './helpers/app.js'
-import { launchChromium } from './helpers/chromium.js'
+import { launchChromium, openPage, withTimeout } from './helpers/chromium.js'
 import { startCoturn } from './helpers/coturn.js'
 import { until } from './helpers/redis.js'
 
@@ -134,26 +133,6 @@ function gatherRelay (iceServer: { urls: string[], username: string, credential:
   })
 }
 
-async function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new Error(`${what} not within ${ms} ms`)) }, ms)
-    })])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-async function openPage (browser: Browser, base: string): Promise<Page> {
-  const context = await browser.newContext()
-  const page = await context.newPage()
-  page.on('pageerror', (err) => { process.stderr.write(`page error: ${err.message}\n`) })
-  // any page of the app's origin: the browser's Origin header then passes the default same-origin rule
-  await page.goto(`${base}/health`)
-  return page
-}
-
 t.test('TURN credentials from /rtc/ice-servers are accepted by a real coturn', async (t) => {
   const turn = await startCoturn(t, SECRET)
   if (turn === null) return
@@ -177,8 +156,8 @@ t.test('TURN credentials from /rtc/ice-servers are accepted by a real coturn', a
   const socketUrl = `ws://127.0.0.1:${port}/rtc`
 
   await t.test('two pages forced to relay connect through coturn and exchange a data channel message', async (t) => {
-    const b = await openPage(browser, base)
-    const a = await openPage(browser, base)
+    const b = await openPage(browser, `${base}/health`)
+    const a = await openPage(browser, `${base}/health`)
     t.teardown(async () => {
       await a.context().close()
       await b.context().close()
@@ -222,7 +201,7 @@ t.test('TURN credentials from /rtc/ice-servers are accepted by a real coturn', a
   })
 
   await t.test('a credential signed with another secret is refused by coturn: no relay candidate', async (t) => {
-    const page = await openPage(browser, base)
+    const page = await openPage(browser, `${base}/health`)
     t.teardown(() => page.context().close())
     const expiry = Math.floor(Date.now() / 1000) + 600
     const username = `${expiry}:mallory`

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import type { Browser } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { requireTool } from './tools.js'
 
 const BASE_ARGS = [
@@ -39,4 +39,28 @@ function playwrightDisabledFeatures (): string[] {
   const block = /disabledFeatures = \[([\s\S]*?)\];/.exec(bundle)
   if (block === null) throw new Error('cannot find Playwright\'s disabledFeatures list; update test/helpers/chromium.ts')
   return [...block[1].replace(/\/\/.*$/gm, '').matchAll(/"([^"]+)"/g)].map((m) => m[1])
+}
+
+/**
+ * A page in a fresh browser context at `url` (an address of the app's origin, so the page's Origin header passes the
+ * default same-origin rule); page errors go to stderr.
+ */
+export async function openPage (browser: Browser, url: string): Promise<Page> {
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  page.on('pageerror', (err) => { process.stderr.write(`page error: ${err.message}\n`) })
+  await page.goto(url)
+  return page
+}
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+export async function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new Error(`${what} not within ${ms} ms`)) }, ms)
+    })])
+  } finally {
+    clearTimeout(timer)
+  }
 }
