@@ -3,15 +3,13 @@ import { hostname } from 'node:os'
 import { z } from 'zod'
 import type { FastifyInstance } from 'fastify'
 import type { IClientOptions, IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt'
-import { ensureRooms } from './rooms.js'
 import { intOption, parseOptions } from '../lib/options.js'
-import { ensureReadiness } from './health.js'
+import { wireStreamGateway } from './shared/stream.js'
 import { GatewayErrors } from '../lib/errors.js'
 import { loadPeer } from '../lib/peer.js'
 import { encodeData } from '../lib/rooms/event.js'
 import { mqttTopicProblem, mqttTopics } from '../lib/streams/patterns.js'
-import { StreamProcessor } from '../lib/streams/processor.js'
-import { createStreamApi, type StreamApi } from '../lib/streams/api.js'
+import type { StreamApi } from '../lib/streams/api.js'
 import { passThrough, streamOptions } from '../lib/streams/options.js'
 import { MqttLifecycle, type MqttFields } from '../lib/mqtt/lifecycle.js'
 
@@ -84,21 +82,16 @@ async function mqttGatewayPlugin (app: FastifyInstance, raw: MqttGatewayOptions)
   const options = parseOptions(PLUGIN, MqttOptionsSchema, raw)
   // loaded at register, not at import: importing the library must not cost MQTT.js to apps that do not use MQTT
   const mqtt = await loadPeer<typeof import('mqtt')>('mqtt', 'mqtt', () => import('mqtt'))
-  const rooms = await ensureRooms(app)
-  const log = app.log.child({ gateway: 'mqtt' })
   const syntax = mqttTopics(options.dlqPrefix)
-  let lifecycle: MqttLifecycle | null = null
-
-  const processor = new StreamProcessor<MqttFields, IPublishPacket>({
+  await wireStreamGateway<MqttFields, MqttEmitOptions, MqttEmitResult, IPublishPacket, MqttLifecycle>(app, {
     broker: 'mqtt',
+    targetNoun: 'mqtt topic',
+    options,
     syntax,
     mode: 'inline',
-    retries: options.retries,
-    retryBackoffMs: options.retryBackoffMs,
-    publish: (room, event, data) => rooms.publish(room, event, data),
-    deadLetter: async (delivery, failure, topic) => {
-      /* c8 ignore next */
-      if (lifecycle === null) throw new Error('mqtt is not started')
+    targetProblem: mqttTopicProblem,
+    notStarted: 'the producer starts when the app is ready',
+    deadLetter: async (lifecycle, delivery, failure, topic) => {
       const { properties = {} } = delivery.raw
       await lifecycle.publish(topic, delivery.raw.payload as Buffer, {
         qos: 1,
@@ -115,55 +108,34 @@ async function mqttGatewayPlugin (app: FastifyInstance, raw: MqttGatewayOptions)
         }
       })
     },
-    log,
-    count: (outcome) => { rooms.counters.streamMessage('mqtt', outcome) }
-  })
-  for (const rule of options.bridge) processor.bridge(rule.topic, rule.template)
-
-  const { api, freeze } = createStreamApi<MqttFields, MqttEmitOptions, MqttEmitResult, IPublishPacket>({
-    decorator: options.decorator,
-    processor,
-    tooLate: (method) => new GatewayErrors.STREAM_TOO_LATE(options.decorator, method),
-    invalid: (target, problem) => new GatewayErrors.STREAM_INVALID('mqtt topic', target, problem),
-    targetProblem: mqttTopicProblem,
-    emit: async (topic, value, emitOptions) => {
+    emit: async (topic, value, emitOptions, started) => {
       const qos = emitOptions.qos ?? 1
       if (qos !== 0 && qos !== 1) throw new GatewayErrors.STREAM_INVALID('mqtt qos', String(qos), 'must be 0 or 1')
       const payload = encodeData(value)
-      if (lifecycle === null) throw new GatewayErrors.STREAM_UNAVAILABLE('mqtt', 'the producer starts when the app is ready')
-      await lifecycle.publish(topic, payload, { qos, retain: emitOptions.retain === true, ...(emitOptions.properties === undefined ? {} : { properties: emitOptions.properties }) })
+      await started().publish(topic, payload, { qos, retain: emitOptions.retain === true, ...(emitOptions.properties === undefined ? {} : { properties: emitOptions.properties }) })
       return { topic, qos }
     },
-    isReady: () => lifecycle?.isReady() ?? false
-  })
-  app.decorate(options.decorator, api)
-  ensureReadiness(app).add('mqtt', api.isReady)
-
-  app.addHook('onReady', async function startMqtt () {
-    freeze()
-    lifecycle = new MqttLifecycle({
-      connect: mqtt.connect,
-      url: options.url,
-      clientOptions: options.clientOptions,
-      ...(options.client === undefined ? {} : { producer: options.client }),
-      clientId: options.clientId ?? `${options.group}-${hostname()}`.replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 128),
-      group: options.group,
-      sessionExpiryS: options.sessionExpiryS,
-      receiveMaximum: options.receiveMaximum,
-      keepaliveS: options.keepaliveS,
-      reconnectBackoffMs: options.reconnectBackoffMs,
-      reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
-      processor,
-      log,
-      closeTimeoutMs: options.closeTimeoutMs,
-      publishTimeoutMs: options.publishTimeoutMs
-    })
-    lifecycle.start()
-  })
-
-  app.addHook('onClose', async function stopMqtt () {
-    freeze()
-    await lifecycle?.stop()
+    start: (processor, log) => {
+      const lifecycle = new MqttLifecycle({
+        connect: mqtt.connect,
+        url: options.url,
+        clientOptions: options.clientOptions,
+        ...(options.client === undefined ? {} : { producer: options.client }),
+        clientId: options.clientId ?? `${options.group}-${hostname()}`.replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 128),
+        group: options.group,
+        sessionExpiryS: options.sessionExpiryS,
+        receiveMaximum: options.receiveMaximum,
+        keepaliveS: options.keepaliveS,
+        reconnectBackoffMs: options.reconnectBackoffMs,
+        reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
+        processor,
+        log,
+        closeTimeoutMs: options.closeTimeoutMs,
+        publishTimeoutMs: options.publishTimeoutMs
+      })
+      lifecycle.start()
+      return lifecycle
+    }
   })
 }
 

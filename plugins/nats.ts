@@ -2,15 +2,13 @@ import fp from 'fastify-plugin'
 import { z } from 'zod'
 import type { FastifyInstance } from 'fastify'
 import type { ConnectionOptions, JsMsg, NatsConnection, StreamConfig } from 'nats'
-import { ensureRooms } from './rooms.js'
 import { intOption, parseOptions } from '../lib/options.js'
-import { ensureReadiness } from './health.js'
-import { GatewayErrors } from '../lib/errors.js'
+import { wireStreamGateway } from './shared/stream.js'
 import { loadPeer } from '../lib/peer.js'
 import { encodeData } from '../lib/rooms/event.js'
 import { natsSubjectProblem, natsSubjects } from '../lib/streams/patterns.js'
-import { StreamProcessor, type StreamMessage } from '../lib/streams/processor.js'
-import { createStreamApi, type StreamApi } from '../lib/streams/api.js'
+import type { StreamMessage } from '../lib/streams/processor.js'
+import type { StreamApi } from '../lib/streams/api.js'
 import { passThrough, streamOptions } from '../lib/streams/options.js'
 import { NatsLifecycle, type NatsFields } from '../lib/nats/lifecycle.js'
 
@@ -86,36 +84,18 @@ async function natsGatewayPlugin (app: FastifyInstance, raw: NatsGatewayOptions)
   const options = parseOptions(PLUGIN, NatsOptionsSchema, raw)
   // loaded at register, not at import: importing the library must not cost nats.js to apps that do not use NATS
   const nats = await loadPeer<typeof import('nats')>('nats', 'nats', () => import('nats'))
-  const rooms = await ensureRooms(app)
-  const log = app.log.child({ gateway: 'nats' })
-  let lifecycle: NatsLifecycle | null = null
-
-  const processor = new StreamProcessor<NatsFields, JsMsg>({
+  await wireStreamGateway<NatsFields, NatsEmitOptions, NatsEmitResult, JsMsg, NatsLifecycle>(app, {
     broker: 'nats',
+    targetNoun: 'nats subject',
+    options,
     syntax: natsSubjects(options.dlqPrefix),
     mode: 'redeliver',
-    retries: options.retries,
-    retryBackoffMs: options.retryBackoffMs,
-    publish: (room, event, data) => rooms.publish(room, event, data),
-    deadLetter: async (delivery, failure, subject) => {
-      /* c8 ignore next */
-      if (lifecycle === null) throw new Error('nats is not started')
-      await lifecycle.deadLetter(delivery.raw, failure, subject)
-    },
-    log,
-    count: (outcome) => { rooms.counters.streamMessage('nats', outcome) }
-  })
-  for (const rule of options.bridge) processor.bridge(rule.topic, rule.template)
-
-  const { api, freeze } = createStreamApi<NatsFields, NatsEmitOptions, NatsEmitResult, JsMsg>({
-    decorator: options.decorator,
-    processor,
-    tooLate: (method) => new GatewayErrors.STREAM_TOO_LATE(options.decorator, method),
-    invalid: (target, problem) => new GatewayErrors.STREAM_INVALID('nats subject', target, problem),
     targetProblem: (subject) => natsSubjectProblem(subject, false),
-    emit: async (subject, value, emitOptions) => {
+    notStarted: 'the connection opens when the app is ready',
+    deadLetter: async (lifecycle, delivery, failure, subject) => { await lifecycle.deadLetter(delivery.raw, failure, subject) },
+    emit: async (subject, value, emitOptions, started) => {
       const payload = Buffer.from(encodeData(value))
-      if (lifecycle === null) throw new GatewayErrors.STREAM_UNAVAILABLE('nats', 'the connection opens when the app is ready')
+      const lifecycle = started()
       let headers
       if (emitOptions.headers !== undefined) {
         headers = lifecycle.headers()
@@ -126,37 +106,28 @@ async function natsGatewayPlugin (app: FastifyInstance, raw: NatsGatewayOptions)
       const ack = await lifecycle.publish(subject, payload, headers, emitOptions.msgID)
       return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate }
     },
-    isReady: () => lifecycle?.isReady() ?? false
-  })
-  app.decorate(options.decorator, api)
-  ensureReadiness(app).add('nats', api.isReady)
-
-  app.addHook('onReady', async function startNats () {
-    freeze()
-    lifecycle = new NatsLifecycle({
-      nats,
-      servers: options.servers ?? [],
-      connectionOptions: options.connectionOptions,
-      ...(options.connection === undefined ? {} : { connection: options.connection }),
-      stream: options.stream,
-      dlqStream: options.dlqStream ?? `${options.stream}_DLQ`,
-      durable: options.durable,
-      streamConfig: options.streamConfig,
-      fromBeginning: options.fromBeginning,
-      ackWaitMs: options.ackWaitMs,
-      maxAckPending: options.maxAckPending,
-      reconnectBackoffMs: options.reconnectBackoffMs,
-      reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
-      processor,
-      log,
-      closeTimeoutMs: options.closeTimeoutMs
-    })
-    lifecycle.start()
-  })
-
-  app.addHook('onClose', async function stopNats () {
-    freeze()
-    await lifecycle?.stop()
+    start: (processor, log) => {
+      const lifecycle = new NatsLifecycle({
+        nats,
+        servers: options.servers ?? [],
+        connectionOptions: options.connectionOptions,
+        ...(options.connection === undefined ? {} : { connection: options.connection }),
+        stream: options.stream,
+        dlqStream: options.dlqStream ?? `${options.stream}_DLQ`,
+        durable: options.durable,
+        streamConfig: options.streamConfig,
+        fromBeginning: options.fromBeginning,
+        ackWaitMs: options.ackWaitMs,
+        maxAckPending: options.maxAckPending,
+        reconnectBackoffMs: options.reconnectBackoffMs,
+        reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
+        processor,
+        log,
+        closeTimeoutMs: options.closeTimeoutMs
+      })
+      lifecycle.start()
+      return lifecycle
+    }
   })
 }
 

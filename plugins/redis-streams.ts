@@ -4,16 +4,15 @@ import { randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
-import { ensureRooms } from './rooms.js'
 import { intOption, parseOptions } from '../lib/options.js'
-import { ensureReadiness } from './health.js'
+import { wireStreamGateway } from './shared/stream.js'
 import { GatewayErrors } from '../lib/errors.js'
 import { loadPeer } from '../lib/peer.js'
 import { createRedisClient, type IORedis } from '../lib/redis/client.js'
 import { encodeData } from '../lib/rooms/event.js'
 import { redisStreamKeys } from '../lib/streams/patterns.js'
-import { StreamProcessor, type StreamMessage } from '../lib/streams/processor.js'
-import { createStreamApi, type StreamApi } from '../lib/streams/api.js'
+import type { StreamMessage } from '../lib/streams/processor.js'
+import type { StreamApi } from '../lib/streams/api.js'
 import { streamOptions } from '../lib/streams/options.js'
 import { RedisStreamsLifecycle, type RawEntry, type RedisStreamFields } from '../lib/redis-streams/lifecycle.js'
 
@@ -80,83 +79,55 @@ async function redisStreamsGatewayPlugin (app: FastifyInstance, raw: RedisStream
   const options = parseOptions(PLUGIN, RedisStreamsOptionsSchema, raw)
   // ioredis is loaded at register, not at import; clients come from the shared factory
   const ioredis = await loadPeer<IORedis>('ioredis', 'redis-streams', async () => await import('ioredis'))
-  const rooms = await ensureRooms(app)
-  const log = app.log.child({ gateway: 'redis-streams' })
   const syntax = redisStreamKeys(options.dlqSuffix)
-  let lifecycle: RedisStreamsLifecycle | null = null
-
-  const processor = new StreamProcessor<RedisStreamFields, RawEntry>({
+  await wireStreamGateway<RedisStreamFields, RedisStreamsEmitOptions, RedisStreamsEmitResult, RawEntry, RedisStreamsLifecycle>(app, {
     broker: 'redis-streams',
+    targetNoun: 'redis stream key',
+    options,
     syntax,
     mode: 'redeliver',
-    retries: options.retries,
-    retryBackoffMs: options.retryBackoffMs,
-    publish: (room, event, data) => rooms.publish(room, event, data),
-    deadLetter: async (delivery, failure, stream) => {
-      /* c8 ignore next */
-      if (lifecycle === null) throw new Error('redis-streams is not started')
-      await lifecycle.deadLetter(delivery.raw, failure, stream)
-    },
-    log,
-    count: (outcome) => { rooms.counters.streamMessage('redis-streams', outcome) }
-  })
-  for (const rule of options.bridge) processor.bridge(rule.topic, rule.template)
-
-  const { api, freeze } = createStreamApi<RedisStreamFields, RedisStreamsEmitOptions, RedisStreamsEmitResult, RawEntry>({
-    decorator: options.decorator,
-    processor,
-    tooLate: (method) => new GatewayErrors.STREAM_TOO_LATE(options.decorator, method),
-    invalid: (target, problem) => new GatewayErrors.STREAM_INVALID('redis stream key', target, problem),
     targetProblem: (key) => syntax.problem(key),
-    emit: async (stream, value, emitOptions) => {
+    notStarted: 'the connection opens when the app is ready',
+    deadLetter: async (lifecycle, delivery, failure, stream) => { await lifecycle.deadLetter(delivery.raw, failure, stream) },
+    emit: async (stream, value, emitOptions, started) => {
       const { maxLen, fields = {} } = emitOptions
       if (maxLen !== undefined && (!Number.isInteger(maxLen) || maxLen < 1)) throw new GatewayErrors.STREAM_INVALID('maxLen', String(maxLen), 'must be a whole number from 1')
       if ('data' in fields) throw new GatewayErrors.STREAM_INVALID('field', '"data"', 'is the value itself')
       const data = encodeData(value)
-      if (lifecycle === null) throw new GatewayErrors.STREAM_UNAVAILABLE('redis-streams', 'the connection opens when the app is ready')
-      return { stream, id: await lifecycle.add(stream, data, fields, maxLen) }
+      return { stream, id: await started().add(stream, data, fields, maxLen) }
     },
-    isReady: () => lifecycle?.isReady() ?? false
-  })
-  app.decorate(options.decorator, api)
-  ensureReadiness(app).add('redis-streams', api.isReady)
-
-  app.addHook('onReady', async function startRedisStreams () {
-    freeze()
-    const tuning = { commandTimeoutMs: options.blockMs + 2000, maxBackoffMs: options.reconnectBackoffMaxMs }
-    const writer = options.redis ?? createRedisClient(ioredis, options.url as string, { ...tuning, connectionName: 'gw-streams' })
-    const reader = options.redis?.duplicate({ commandTimeout: tuning.commandTimeoutMs, enableOfflineQueue: false, maxRetriesPerRequest: 0 }) ??
-      createRedisClient(ioredis, options.url as string, { ...tuning, connectionName: 'gw-streams-read' })
-    let down = false
-    for (const client of [writer, reader]) {
-      client.on('error', (err: Error) => {
-        if (!down) log.warn({ err: { message: err.message } }, 'redis-streams: connection failed; reconnecting')
-        down = true
+    start: (processor, log) => {
+      const tuning = { commandTimeoutMs: options.blockMs + 2000, maxBackoffMs: options.reconnectBackoffMaxMs }
+      const writer = options.redis ?? createRedisClient(ioredis, options.url as string, { ...tuning, connectionName: 'gw-streams' })
+      const reader = options.redis?.duplicate({ commandTimeout: tuning.commandTimeoutMs, enableOfflineQueue: false, maxRetriesPerRequest: 0 }) ??
+        createRedisClient(ioredis, options.url as string, { ...tuning, connectionName: 'gw-streams-read' })
+      let down = false
+      for (const client of [writer, reader]) {
+        client.on('error', (err: Error) => {
+          if (!down) log.warn({ err: { message: err.message } }, 'redis-streams: connection failed; reconnecting')
+          down = true
+        })
+        client.on('ready', () => { down = false })
+      }
+      const lifecycle = new RedisStreamsLifecycle({
+        reader,
+        writer,
+        ownWriter: options.redis === undefined,
+        group: options.group,
+        consumer: options.consumer ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`.replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 128),
+        claimMs: options.claimMs,
+        blockMs: options.blockMs,
+        count: options.count,
+        fromBeginning: options.fromBeginning,
+        reconnectBackoffMs: options.reconnectBackoffMs,
+        reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
+        processor,
+        log,
+        closeTimeoutMs: options.closeTimeoutMs
       })
-      client.on('ready', () => { down = false })
+      lifecycle.start()
+      return lifecycle
     }
-    lifecycle = new RedisStreamsLifecycle({
-      reader,
-      writer,
-      ownWriter: options.redis === undefined,
-      group: options.group,
-      consumer: options.consumer ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`.replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 128),
-      claimMs: options.claimMs,
-      blockMs: options.blockMs,
-      count: options.count,
-      fromBeginning: options.fromBeginning,
-      reconnectBackoffMs: options.reconnectBackoffMs,
-      reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
-      processor,
-      log,
-      closeTimeoutMs: options.closeTimeoutMs
-    })
-    lifecycle.start()
-  })
-
-  app.addHook('onClose', async function stopRedisStreams () {
-    freeze()
-    await lifecycle?.stop()
   })
 }
 
