@@ -1,7 +1,7 @@
 import type { IClientOptions, IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt'
 import { GatewayErrors } from '../errors.js'
 import { backoffDelay, errorText, keepAlive, settlesBy } from '../streams/async.js'
-import type { Delivery, StreamProcessor } from '../streams/processor.js'
+import type { Delivery, StreamLog, StreamProcessor } from '../streams/processor.js'
 
 /** What an MQTT handler receives besides `value`, `attempt` and `signal`. */
 export interface MqttFields {
@@ -18,13 +18,6 @@ export interface MqttFields {
 }
 
 export type MqttProcessor = StreamProcessor<MqttFields, IPublishPacket>
-
-export interface MqttLog {
-  debug (obj: object, msg: string): void
-  info (obj: object, msg: string): void
-  warn (obj: object, msg: string): void
-  error (obj: object, msg: string): void
-}
 
 export interface MqttLifecycleOptions {
   /** MQTT.js's `connect` */
@@ -46,7 +39,7 @@ export interface MqttLifecycleOptions {
   reconnectBackoffMs: number
   reconnectBackoffMaxMs: number
   processor: MqttProcessor
-  log: MqttLog
+  log: StreamLog
   /** longest close waits for the in-flight message and pending emits */
   closeTimeoutMs: number
   /** a publish (emit or dead letter) without its PUBACK after this long rejects (it may still arrive: at least once) */

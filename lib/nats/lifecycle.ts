@@ -1,7 +1,7 @@
 import type { ConnectionOptions, ConsumerConfig, JetStreamManager, JsMsg, MsgHdrs, NatsConnection, PubAck, StreamConfig } from 'nats'
 import { GatewayErrors } from '../errors.js'
 import { errorText, keepAlive, restartLoop, settlesBy } from '../streams/async.js'
-import type { Delivery, StreamProcessor } from '../streams/processor.js'
+import type { Delivery, StreamLog, StreamProcessor } from '../streams/processor.js'
 
 type Nats = typeof import('nats')
 
@@ -19,13 +19,6 @@ export interface NatsFields {
 }
 
 export type NatsProcessor = StreamProcessor<NatsFields, JsMsg>
-
-export interface NatsLog {
-  debug (obj: object, msg: string): void
-  info (obj: object, msg: string): void
-  warn (obj: object, msg: string): void
-  error (obj: object, msg: string): void
-}
 
 export interface NatsLifecycleOptions {
   nats: Pick<Nats, 'connect' | 'headers' | 'AckPolicy' | 'DeliverPolicy' | 'nanos' | 'StorageType'>
@@ -52,7 +45,7 @@ export interface NatsLifecycleOptions {
   reconnectBackoffMs: number
   reconnectBackoffMaxMs: number
   processor: NatsProcessor
-  log: NatsLog
+  log: StreamLog
   closeTimeoutMs: number
 }
 

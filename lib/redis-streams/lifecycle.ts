@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import { GatewayErrors } from '../errors.js'
 import { errorText, keepAlive, restartLoop, settlesBy, sleep } from '../streams/async.js'
-import type { Delivery, Failure, StreamProcessor } from '../streams/processor.js'
+import type { Delivery, Failure, StreamLog, StreamProcessor } from '../streams/processor.js'
 
 /** What a Redis Streams handler receives besides `value`, `attempt` and `signal`. */
 export interface RedisStreamFields {
@@ -22,13 +22,6 @@ export interface RawEntry {
 }
 
 export type RedisStreamsProcessor = StreamProcessor<RedisStreamFields, RawEntry>
-
-export interface RedisStreamsLog {
-  debug (obj: object, msg: string): void
-  info (obj: object, msg: string): void
-  warn (obj: object, msg: string): void
-  error (obj: object, msg: string): void
-}
 
 export interface RedisStreamsLifecycleOptions {
   /** the connection for blocking reads and claims (its own: a blocked read holds it) */
@@ -51,7 +44,7 @@ export interface RedisStreamsLifecycleOptions {
   reconnectBackoffMs: number
   reconnectBackoffMaxMs: number
   processor: RedisStreamsProcessor
-  log: RedisStreamsLog
+  log: StreamLog
   closeTimeoutMs: number
 }
 

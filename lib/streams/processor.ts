@@ -32,6 +32,12 @@ export interface ProcessorLog {
   error (obj: object, msg: string): void
 }
 
+/** What a broker's lifecycle logs through (a pino logger fits). */
+export interface StreamLog extends ProcessorLog {
+  debug (obj: object, msg: string): void
+  info (obj: object, msg: string): void
+}
+
 /** One consumed message, as a gateway hands it to the processor. */
 export interface Delivery<F extends object, R = unknown> {
   /** the message's actual topic, subject or stream key (the event name of a bridged message) */
